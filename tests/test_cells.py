@@ -470,3 +470,30 @@ def test_bad_call_arguments(kind):
     with_u(z, np.zeros((2, 2), "float32"))
     with pytest.raises(ValueError, match="`u`.*input_dim=2"):
         with_u.jacobian(z, np.zeros((2, 3), "float32"))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_compiled_matches_eager(kind):
+    """The map and Jacobians trace under jax.jit / tf.function (as in DEER)."""
+    cell = built(kind, input_dim=2)
+    rng = np.random.default_rng(19)
+    z = rng.standard_normal((2, 3, M)).astype("float32")
+    u = rng.standard_normal((2, 3, 2)).astype("float32")
+
+    def fn(z, u):
+        return cell(z, u), cell.jacobian(z, u), cell.jacobian_diagonal(z, u)
+
+    if BACKEND == "jax":
+        import jax
+
+        compiled = jax.jit(fn)
+    elif BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        compiled = tf.function(fn)
+    else:
+        compiled = fn
+    eager = fn(z, u)
+    got = compiled(ops.convert_to_tensor(z), ops.convert_to_tensor(u))
+    for g, e in zip(got, eager):
+        np.testing.assert_allclose(ops.convert_to_numpy(g), ops.convert_to_numpy(e), rtol=1e-6, atol=1e-6)
