@@ -116,8 +116,8 @@ def get_system(name, **params):
     """The registered :class:`System` ``name``, optionally with new parameters.
 
     Args:
-        name: a name from :func:`list_systems` (case-insensitive; ``-`` and spaces
-            are read as ``_``), or a :class:`System` (returned, re-parametrised).
+        name: a name from :func:`list_systems` (case-insensitive; ``-``, ``_`` and
+            spaces are ignored, so ``"Lorenz-63"`` works), or a :class:`System` (returned, re-parametrised).
         **params: parameter overrides, e.g. ``get_system("lorenz63", rho=24.5)`` or
             ``get_system("lorenz96", dim=20, F=10.0)``.
 
@@ -129,8 +129,9 @@ def get_system(name, **params):
         return name.with_params(**params) if params else name
     if not isinstance(name, str):
         raise TypeError(f"name must be a system name (str) or a System, got {type(name)}")
-    key = name.strip().lower().replace("-", "_").replace(" ", "_")
-    if key not in _REGISTRY:
+    key = name.strip().lower().replace("-", "").replace(" ", "").replace("_", "")
+    key = {k.replace("_", ""): k for k in _REGISTRY}.get(key)
+    if key is None:
         raise ValueError(
             f"Unknown system {name!r}; expected one of {list_systems()}."
         )
