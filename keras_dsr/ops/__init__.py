@@ -1,6 +1,21 @@
-"""Backend-agnostic numerics: scans, linear recurrences, the DEER Newton solver."""
+"""Backend-agnostic numerics: scans, linear recurrences, the DEER Newton solver.
 
-from keras_dsr.ops.scan import associative_scan
+Nothing here knows about Keras layers; everything works on plain tensors of the
+active Keras backend (JAX, TensorFlow or PyTorch). Time is axis -2 of a trajectory
+(Keras convention: batch, time, features).
+"""
+
+from keras_dsr.ops.jacobian import batch_jacobian
 from keras_dsr.ops.linear import linear_recurrence
+from keras_dsr.ops.newton import METHODS, deer_solve, default_tolerances, sequential_solve
+from keras_dsr.ops.scan import associative_scan
 
-__all__ = ["associative_scan", "linear_recurrence"]
+__all__ = [
+    "METHODS",
+    "associative_scan",
+    "batch_jacobian",
+    "deer_solve",
+    "default_tolerances",
+    "linear_recurrence",
+    "sequential_solve",
+]

@@ -1,26 +1,10 @@
 """Linear recurrences h_t = A_t h_{t-1} + b_t solved by a parallel scan."""
 
-import keras
 from keras import ops
 
+from keras_dsr.ops._tensor import as_tensor, matmul, matvec
+
 from keras_dsr.ops.scan import associative_scan
-
-
-def _matmul(a, b):
-    """Batched matrix product at full float32 precision on every backend.
-
-    On JAX/GPU the default float32 matmul precision may use TF32; the scan products
-    of DEER need full precision, so JAX gets ``precision="highest"``.
-    """
-    if keras.backend.backend() == "jax":
-        import jax.numpy as jnp
-
-        return jnp.matmul(a, b, precision="highest")
-    return ops.matmul(a, b)
-
-
-def _matvec(a, v):
-    return _matmul(a, v[..., None])[..., 0]
 
 
 def _combine_diagonal(earlier, later):
@@ -32,7 +16,7 @@ def _combine_diagonal(earlier, later):
 def _combine_dense(earlier, later):
     a1, b1 = earlier
     a2, b2 = later
-    return _matmul(a2, a1), _matvec(a2, b1) + b2
+    return matmul(a2, a1), matvec(a2, b1) + b2
 
 
 def _validate(a, b, h0):
@@ -105,10 +89,10 @@ def linear_recurrence(a, b, h0=None, reverse=False):
         >>> a = keras.ops.full((1, 4, 1), 0.5); b = keras.ops.ones((1, 4, 1))
         >>> linear_recurrence(a, b)[0, :, 0]   # [1, 1.5, 1.75, 1.875]
     """
-    a = ops.convert_to_tensor(a)
-    b = ops.convert_to_tensor(b)
+    a = as_tensor(a)
+    b = as_tensor(b)
     if h0 is not None:
-        h0 = ops.convert_to_tensor(h0)
+        h0 = as_tensor(h0)
     dense = _validate(a, b, h0)
     a = ops.cast(a, b.dtype)
     time_axis = len(b.shape) - 2
@@ -119,7 +103,7 @@ def linear_recurrence(a, b, h0=None, reverse=False):
         a_first = a[index + ((slice(None),) if dense else ())]
         b_first = b[index]
         h0e = h0[..., None, :]
-        extra = _matvec(a_first, h0e) if dense else a_first * h0e
+        extra = matvec(a_first, h0e) if dense else a_first * h0e
         if reverse:
             b = ops.concatenate([b[..., :-1, :], b_first + extra], axis=-2)
         else:

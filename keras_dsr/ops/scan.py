@@ -9,6 +9,8 @@ in Keras 3.15, it keeps the dtype and the device of its inputs.
 import keras
 from keras import ops
 
+from keras_dsr.ops._tensor import as_tensor
+
 
 def _check_elems(elems, axis):
     if not elems:
@@ -105,7 +107,7 @@ def associative_scan(fn, elems, reverse=False, axis=0):
             "associative_scan: `elems` must be a tuple or list of tensors, got "
             f"{type(elems).__name__}."
         )
-    elems = [ops.convert_to_tensor(e) for e in elems]
+    elems = [as_tensor(e) for e in elems]
     if axis < 0:
         axis = axis % min(len(e.shape) for e in elems)
     axes, length = _check_elems(elems, axis)

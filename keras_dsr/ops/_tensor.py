@@ -1,0 +1,39 @@
+"""Small tensor helpers shared by the ops modules."""
+
+import keras
+from keras import ops
+
+
+def as_tensor(x, dtype=None):
+    """``keras.ops.convert_to_tensor`` that also turns TensorFlow variables into tensors."""
+    x = ops.convert_to_tensor(x, dtype)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if isinstance(x, tf.Variable):
+            x = tf.convert_to_tensor(x)
+    return x
+
+
+def matmul(a, b):
+    """Batched matrix product that keeps the input dtype, at full precision.
+
+    Backend-native on purpose: ``keras.ops.matmul`` on PyTorch (Keras 3.15) returns
+    float32 for float64 inputs, and on JAX/GPU the default float32 precision may
+    use TF32, which the scan products of DEER cannot afford.
+    """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax.numpy as jnp
+
+        return jnp.matmul(a, b, precision="highest")
+    if backend == "torch":
+        import torch
+
+        return torch.matmul(a, b)
+    return ops.matmul(a, b)
+
+
+def matvec(a, v):
+    """``a @ v`` for matrices ``a`` [..., M, M] and vectors ``v`` [..., M]."""
+    return matmul(a, v[..., None])[..., 0]

@@ -1,0 +1,91 @@
+"""Per-backend autodiff Jacobians of a vectorised one-step map."""
+
+import contextlib
+
+import keras
+from keras import ops
+
+from keras_dsr.ops._tensor import as_tensor
+
+
+def no_grad():
+    """Context in which eager autodiff records nothing (PyTorch); a no-op elsewhere.
+
+    JAX and TensorFlow trace, and ``stop_gradient`` on the result is enough there.
+    """
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.no_grad()
+    return contextlib.nullcontext()
+
+
+def batch_jacobian(fn, z, u=None):
+    """Jacobian ``d fn(z, u) / d z`` for every leading index, by autodiff.
+
+    ``fn`` maps states ``z`` of shape ``[..., M]`` (and optional inputs ``u`` of
+    shape ``[..., K]``) to ``[..., M]``, independently for every leading index
+    (e.g. all time steps of a trajectory at once). The result is treated as a
+    constant (no gradient flows through it): DEER only ever needs it under
+    ``stop_gradient``.
+
+    Per backend: JAX linearises ``fn`` once (``jax.linearize``) and pushes the M
+    unit tangents through the linear map with ``jax.vmap`` (forward mode);
+    TensorFlow uses ``GradientTape.batch_jacobian`` on the flattened leading dims;
+    PyTorch uses M reverse passes of ``torch.autograd.grad`` (one per output row).
+
+    Args:
+        fn: callable ``fn(z, u) -> z_next`` (``u`` may be None).
+        z: ``[..., M]`` states.
+        u: optional ``[..., K]`` inputs.
+
+    Returns:
+        ``[..., M, M]`` with ``J[..., i, j] = d fn_i / d z_j``.
+
+    Example:
+        >>> J = batch_jacobian(lambda z, u: keras.ops.tanh(2.0 * z), keras.ops.zeros((5, 3)))
+        >>> J.shape   # (5, 3, 3), each 2 * identity
+    """
+    if not callable(fn):
+        raise TypeError(f"batch_jacobian: `fn` must be callable, got {type(fn)}.")
+    z = as_tensor(z)
+    m = z.shape[-1]
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        _, lin = jax.linearize(lambda zz: fn(zz, u), z)
+        eye = jnp.eye(m, dtype=z.dtype)
+        lead = tuple(z.shape[:-1])
+        eye = jnp.reshape(eye, (m,) + (1,) * len(lead) + (m,))
+        tangents = jnp.broadcast_to(eye, (m,) + lead + (m,))
+        cols = jax.vmap(lin)(tangents)  # [M(j), ..., M(i)]
+        jac = jnp.moveaxis(cols, 0, -1)
+        return jax.lax.stop_gradient(jac)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        lead = tf.shape(z)[:-1]
+        z2 = tf.reshape(tf.stop_gradient(z), (-1, m))
+        u2 = None if u is None else tf.reshape(u, (-1, u.shape[-1]))
+        with tf.GradientTape() as tape:
+            tape.watch(z2)
+            y2 = fn(z2, u2)
+        jac = tape.batch_jacobian(y2, z2)
+        jac = tf.reshape(jac, tf.concat([lead, [m, m]], axis=0))
+        return tf.stop_gradient(jac)
+    if backend == "torch":
+        import torch
+
+        zz = z.detach().requires_grad_(True)
+        uu = None if u is None else u.detach()
+        with torch.enable_grad():
+            y = fn(zz, uu)
+            rows = [
+                torch.autograd.grad(y[..., i].sum(), zz, retain_graph=i < m - 1)[0]
+                for i in range(m)
+            ]
+        return torch.stack(rows, dim=-2).detach()
+    # numpy backend or others: central finite differences are not good enough.
+    raise NotImplementedError(f"batch_jacobian: backend {backend!r} is not supported.")

@@ -1,0 +1,312 @@
+"""DEER: nonlinear recurrences solved by Newton's method over parallel scans.
+
+A recurrence ``z_t = f(z_{t-1}, u_t)`` (t = 1..T, given ``z_0``) is solved for the
+whole trajectory at once. Around a guess ``z^(k)`` the map is linearised,
+
+    z_t^(k+1) = J_t z_{t-1}^(k+1) + [f(z_{t-1}^(k), u_t) - J_t z_{t-1}^(k)],
+    J_t = df/dz (z_{t-1}^(k), u_t),
+
+and each such linear recurrence is one parallel scan (:func:`linear_recurrence`).
+This is Newton's method on the stacked equations; it reaches the sequential result
+to float tolerance (Lim et al. 2024, "Parallelizing non-linear sequential models
+over the sequence length"; Gonzalez et al. 2024 for quasi-DEER and damped steps).
+
+Gradients never flow through the iterations. At the converged trajectory ``z*``
+(held under ``stop_gradient``) one more Newton step is taken, with the full
+Jacobian (whatever the method) and with the parameters, ``z_0`` and the inputs
+live; its derivative is the implicit-function-theorem gradient, equal to the BPTT
+gradient of the sequential recurrence, and its backward pass is one reverse scan.
+
+Failure (a non-finite iterate, or ``max_iter`` without convergence) is detected
+inside the compiled computation; the values returned are then those of the
+sequential recurrence, and the diagnostics say so (``fell_back``).
+"""
+
+import keras
+from keras import ops
+
+from keras_dsr.ops._tensor import as_tensor, matvec
+
+from keras_dsr.ops.jacobian import batch_jacobian, no_grad
+from keras_dsr.ops.linear import linear_recurrence
+
+METHODS = ("deer", "quasi", "damped", "sequential")
+
+
+def default_tolerances(dtype, method="deer"):
+    """Stopping tolerances ``(atol, rtol)`` for a dtype and method.
+
+    The float32 values are the DEER authors' (atol 1e-4, rtol 1e-3). They serve
+    every method: the solve always ends with one full-Jacobian Newton step, which
+    squares the remaining error (quadratic convergence), so the iterations only
+    need to reach Newton's basin, whether they were exact (``deer``), diagonal
+    (``quasi``) or clipped (``damped``).
+    """
+    del method  # the same for every method: see the docstring.
+    name = keras.backend.standardize_dtype(dtype)
+    if name == "float64":
+        return (1e-8, 1e-6)
+    if name in ("float16", "bfloat16"):
+        return (1e-2, 1e-2)
+    return (1e-4, 1e-3)
+
+
+def _shift(z, z0):
+    """Previous states ``[z_0, z_1, .., z_{T-1}]`` of a trajectory ``[..., T, M]``."""
+    return ops.concatenate([ops.expand_dims(z0, -2), z[..., :-1, :]], axis=-2)
+
+
+def _diagonal(jac):
+    return ops.diagonal(jac, axis1=-2, axis2=-1)
+
+
+def _clip_jacobian(jac, dense, max_norm):
+    """Scale each J_t so that its infinity norm (max abs row sum) is <= max_norm."""
+    if dense:
+        norm = ops.max(ops.sum(ops.abs(jac), axis=-1), axis=-1)[..., None, None]
+    else:
+        norm = ops.abs(jac)
+    scale = ops.minimum(ops.ones_like(norm), max_norm / ops.maximum(norm, 1e-30))
+    return jac * scale
+
+
+def _validate(step_fn, z0, inputs, length, initial_guess, jacobian_fn, method, max_iter):
+    if not callable(step_fn):
+        raise TypeError(f"`step_fn` must be callable f(z_prev, u), got {type(step_fn)}.")
+    if jacobian_fn is not None and not callable(jacobian_fn):
+        raise TypeError(
+            f"`jacobian_fn` must be callable J(z_prev, u) or None, got {type(jacobian_fn)}."
+        )
+    if method not in METHODS:
+        raise ValueError(f"`method` must be one of {METHODS}, got {method!r}.")
+    if len(z0.shape) < 1:
+        raise ValueError(f"`z0` must have shape [..., M], got shape {tuple(z0.shape)}.")
+    lead, m = tuple(z0.shape[:-1]), z0.shape[-1]
+    t = length
+    if inputs is not None:
+        if len(inputs.shape) != len(z0.shape) + 1 or tuple(inputs.shape[:-2]) != lead:
+            raise ValueError(
+                "`inputs` must have shape [..., T, K] with the leading dims of `z0` "
+                f"{lead}; got inputs {tuple(inputs.shape)} and z0 {tuple(z0.shape)}."
+            )
+        if t is not None and t != inputs.shape[-2]:
+            raise ValueError(
+                f"`length`={t} disagrees with the time axis of `inputs` ({inputs.shape[-2]})."
+            )
+        t = inputs.shape[-2]
+    if initial_guess is not None:
+        expected = lead + (initial_guess.shape[-2], m)
+        if len(initial_guess.shape) != len(z0.shape) + 1 or tuple(initial_guess.shape) != expected:
+            raise ValueError(
+                "`initial_guess` must have shape [..., T, M] matching `z0` "
+                f"{tuple(z0.shape)}; got {tuple(initial_guess.shape)}."
+            )
+        if t is not None and t != initial_guess.shape[-2]:
+            raise ValueError(
+                f"`initial_guess` has T={initial_guess.shape[-2]} steps, expected T={t}."
+            )
+        t = initial_guess.shape[-2]
+    if t is None:
+        raise ValueError(
+            "The sequence length is unknown: pass `inputs` [..., T, K], "
+            "`initial_guess` [..., T, M] or `length`=T."
+        )
+    if not isinstance(t, int) or t < 1:
+        raise ValueError(f"The sequence length T must be a positive integer, got {t!r}.")
+    if max_iter is not None and (not isinstance(max_iter, int) or max_iter < 1):
+        raise ValueError(f"`max_iter` must be a positive integer, got {max_iter!r}.")
+    return t
+
+
+def sequential_solve(step_fn, z0, inputs=None, length=None):
+    """Reference solve of ``z_t = f(z_{t-1}, u_t)``, t = 1..T, by a compiled loop.
+
+    Args:
+        step_fn: ``f(z_prev [..., M], u [..., K] or None) -> [..., M]``.
+        z0: ``[..., M]`` initial state.
+        inputs: optional ``[..., T, K]``; time is axis -2.
+        length: T, required when ``inputs`` is None.
+
+    Returns:
+        ``[..., T, M]``: ``z_1 .. z_T``. Differentiable (plain BPTT).
+
+    Example:
+        >>> z = sequential_solve(lambda z, u: 0.5 * z + 1.0, keras.ops.zeros((2, 3)), length=4)
+    """
+    z0 = as_tensor(z0)
+    if inputs is not None:
+        inputs = as_tensor(inputs)
+    t = _validate(step_fn, z0, inputs, length, None, None, "sequential", None)
+
+    def body(carry, u):
+        nxt = step_fn(carry, u)
+        return nxt, nxt
+
+    xs = None if inputs is None else ops.moveaxis(inputs, -2, 0)
+    _, zs = ops.scan(body, z0, xs, length=t)
+    return ops.moveaxis(zs, 0, -2)
+
+
+def deer_solve(
+    step_fn,
+    z0,
+    inputs=None,
+    *,
+    length=None,
+    jacobian_fn=None,
+    method="deer",
+    initial_guess=None,
+    atol=None,
+    rtol=None,
+    max_iter=None,
+    max_jacobian_norm=1.0,
+    fallback=True,
+):
+    """Solve ``z_t = f(z_{t-1}, u_t)`` (t = 1..T) in parallel by Newton's method.
+
+    Args:
+        step_fn: ``f(z_prev, u) -> z_next``, vectorised: ``z_prev`` ``[..., T, M]``
+            and ``u`` ``[..., T, K]`` (or None) for all t at once.
+        z0: ``[..., M]`` initial state ``z_0``.
+        inputs: optional ``[..., T, K]`` inputs ``u_1..u_T`` (time is axis -2).
+        length: T when neither ``inputs`` nor ``initial_guess`` gives it.
+        jacobian_fn: optional analytic ``J(z_prev, u)`` returning ``[..., T, M, M]``
+            (or the diagonal ``[..., T, M]``); by default :func:`batch_jacobian`.
+        method: ``"deer"`` (dense Jacobians, O(T M^2) memory, quadratic
+            convergence), ``"quasi"`` (diagonal of J only, O(T M) memory, more
+            iterations), ``"damped"`` (each J_t rescaled to infinity norm <=
+            ``max_jacobian_norm``: scan products cannot grow, so chaotic or badly
+            started problems never overflow; same fixed point, exact Newton where
+            the map is already contractive) or ``"sequential"`` (the compiled loop).
+        initial_guess: ``[..., T, M]`` first iterate; default ``z0`` repeated. For
+            teacher-forced training the data-inferred states are a good guess.
+        atol, rtol: stop when ``max_t |z^(k+1) - z^(k)| <= atol + rtol |z^(k+1)|``
+            elementwise; defaults from :func:`default_tolerances`.
+        max_iter: iteration cap; default ``min(T, 100)`` (Newton on this triangular
+            system is exact after at most T iterations).
+        max_jacobian_norm: the norm bound of ``"damped"``.
+        fallback: when True (default), a failed solve (non-finite iterate or no
+            convergence in ``max_iter``) returns the sequential result instead.
+
+    Returns:
+        ``(z, info)``: ``z`` ``[..., T, M]`` = ``z_1 .. z_T``; ``info`` a dict of
+        scalar tensors: ``iterations`` (Newton iterations before the final
+        differentiable step), ``residual`` (last ``max |dz| / (atol + rtol |z|)``;
+        <= 1 means converged), ``converged`` (bool), ``fell_back`` (bool: the
+        values are the sequential recurrence's) and ``finite`` (bool: all of ``z``
+        is finite; False only if the true recurrence itself overflows).
+
+    Example:
+        >>> f = lambda z, u: 0.5 * keras.ops.tanh(z) + u
+        >>> u = keras.random.normal((4, 1000, 3))
+        >>> z, info = deer_solve(f, keras.ops.zeros((4, 3)), u)
+        >>> int(info["iterations"])  # a handful
+    """
+    z0 = as_tensor(z0)
+    if inputs is not None:
+        inputs = as_tensor(inputs)
+    if initial_guess is not None:
+        initial_guess = as_tensor(initial_guess)
+    t = _validate(step_fn, z0, inputs, length, initial_guess, jacobian_fn, method, max_iter)
+    dtype = z0.dtype
+    if method == "sequential":
+        z = sequential_solve(step_fn, z0, inputs, t)
+        info = {
+            "iterations": as_tensor(0, "int32"),
+            "residual": as_tensor(0.0, dtype),
+            "converged": as_tensor(True),
+            "fell_back": as_tensor(False),
+            "finite": ops.all(ops.isfinite(z)),
+        }
+        return z, info
+    d_atol, d_rtol = default_tolerances(dtype, method)
+    atol = d_atol if atol is None else float(atol)
+    rtol = d_rtol if rtol is None else float(rtol)
+    max_iter = min(t, 100) if max_iter is None else max_iter
+    dense = method != "quasi"
+
+    def full_jacobian(zp):
+        jac = None
+        if jacobian_fn is not None:
+            jac = jacobian_fn(zp, inputs)
+            if len(jac.shape) != len(zp.shape) + 1:  # a diagonal: not enough here
+                jac = None
+        if jac is None:
+            jac = batch_jacobian(step_fn, zp, inputs)
+        return ops.stop_gradient(jac)
+
+    def iteration_jacobian(zp):
+        if method == "quasi":
+            if jacobian_fn is not None:
+                jac = jacobian_fn(zp, inputs)
+                if len(jac.shape) == len(zp.shape) + 1:
+                    jac = _diagonal(jac)
+            else:
+                jac = _diagonal(batch_jacobian(step_fn, zp, inputs))
+            return ops.stop_gradient(jac)
+        jac = full_jacobian(zp)
+        if method == "damped":
+            jac = _clip_jacobian(jac, True, max_jacobian_norm)
+        return jac
+
+    def newton_step(z, z_init, jacobian):
+        """One Newton step around ``z`` (constant), with ``z_init`` the live z_0."""
+        zp = _shift(z, ops.stop_gradient(z_init))
+        jac = jacobian(zp)
+        f = step_fn(zp, inputs)
+        if len(jac.shape) == len(zp.shape) + 1:
+            jz = matvec(jac, zp)
+        else:
+            jz = jac * zp
+        return linear_recurrence(jac, f - jz, h0=z_init)
+
+    if initial_guess is None:
+        guess = ops.broadcast_to(ops.expand_dims(z0, -2), tuple(z0.shape[:-1]) + (t, z0.shape[-1]))
+    else:
+        guess = ops.cast(initial_guess, dtype)
+    z0_const = ops.stop_gradient(z0)
+    guess = ops.stop_gradient(guess)
+
+    def cond(k, z, res, finite):
+        return ops.logical_and(ops.logical_and(k < max_iter, res > 1.0), finite)
+
+    def body(k, z, res, finite):
+        z_new = newton_step(z, z0_const, iteration_jacobian)
+        ok = ops.all(ops.isfinite(z_new))
+        scale = atol + rtol * ops.abs(z_new)
+        res_new = ops.max(ops.abs(z_new - z) / scale)
+        z_next = ops.where(ok, z_new, z)
+        res_next = ops.where(ok, res_new, as_tensor(float("inf"), dtype))
+        return k + 1, z_next, res_next, ok
+
+    with no_grad():
+        state = (
+            as_tensor(0, "int32"),
+            guess,
+            as_tensor(float("inf"), dtype),
+            as_tensor(True),
+        )
+        k, z_star, res, finite_iter = ops.while_loop(cond, body, state)
+    z_star = ops.stop_gradient(z_star)
+    converged = ops.logical_and(res <= 1.0, finite_iter)
+
+    # The final, differentiable step uses the full Jacobian whatever the method:
+    # its derivative is then the exact (BPTT) gradient. Its values are checked too,
+    # since for an expanding map the full-Jacobian scan can overflow.
+    z_final = newton_step(z_star, z0, full_jacobian)
+    use_newton = ops.logical_and(converged, ops.all(ops.isfinite(z_final)))
+
+    if fallback:
+        z = ops.cond(
+            use_newton, lambda: z_final, lambda: sequential_solve(step_fn, z0, inputs, t)
+        )
+    else:
+        z = z_final
+    info = {
+        "iterations": k,
+        "residual": res,
+        "converged": converged,
+        "fell_back": ops.logical_and(ops.logical_not(use_newton), fallback),
+        "finite": ops.all(ops.isfinite(z)),
+    }
+    return z, info

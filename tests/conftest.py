@@ -1,0 +1,42 @@
+"""Shared test helpers. The backend is chosen by KERAS_BACKEND (one pytest run per backend)."""
+
+import numpy as np
+import pytest
+
+import keras_dsr  # noqa: F401  (selects JAX when no backend was chosen)
+import keras
+from keras import ops
+
+from keras_dsr.utils import compile_function, value_and_grad
+
+BACKEND = keras.backend.backend()
+
+
+def to_np(x):
+    if hasattr(x, "detach"):
+        x = x.detach()
+    return np.asarray(ops.convert_to_numpy(x))
+
+
+def compiled(fn):
+    """Compile ``fn`` the way Keras compiles a train step on this backend."""
+    return compile_function(fn)
+
+
+def value_and_grads(loss_fn, args):
+    """Value and gradients of the scalar ``loss_fn(*args)`` w.r.t. every arg (numpy)."""
+    val, grads = value_and_grad(loss_fn)(*[ops.convert_to_tensor(a) for a in args])
+    return to_np(val), [to_np(g) for g in grads]
+
+
+def supports_float64():
+    if BACKEND == "jax":
+        import jax
+
+        return bool(jax.config.jax_enable_x64)
+    return True
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
