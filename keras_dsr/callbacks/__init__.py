@@ -1,0 +1,23 @@
+"""Keras callbacks of keras_dsr: GTF alpha schedules and attractor measures."""
+
+from keras_dsr.callbacks.gtf import (
+    AdaptiveGTF,
+    AlphaSchedule,
+    ConstantAlpha,
+    ExponentialAlpha,
+    LinearAlpha,
+    get_alpha,
+    set_alpha,
+)
+from keras_dsr.callbacks.measures import DSRMeasures
+
+__all__ = [
+    "AdaptiveGTF",
+    "AlphaSchedule",
+    "ConstantAlpha",
+    "DSRMeasures",
+    "ExponentialAlpha",
+    "LinearAlpha",
+    "get_alpha",
+    "set_alpha",
+]

@@ -1,0 +1,278 @@
+"""The DSR model: a latent one-step map trained by GTF-DEER with ``model.fit(x)``."""
+
+import warnings
+
+import numpy as np
+
+import keras
+from keras import ops
+
+from keras_dsr.layers.gtf_deer import GTFDEERLayer, _check_alpha
+from keras_dsr.losses import ObservationMSE
+from keras_dsr.metrics import LastValue
+
+
+def validate_windows(x, observed_dim=None, name="x"):
+    """Check training data ``[B, T, N]``: float, finite, T >= 2; returns a numpy array."""
+    arr = np.asarray(x)
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise TypeError(f"`{name}` must be floating-point data, got dtype {arr.dtype}.")
+    if arr.ndim != 3:
+        raise ValueError(
+            f"`{name}` must have shape [batch, time, features], got shape {arr.shape}"
+            + (" (a single trajectory [T, N]: use x[None] or keras_dsr.data windows)"
+               if arr.ndim == 2 else "") + "."
+        )
+    if arr.shape[1] < 2:
+        raise ValueError(f"`{name}` must have sequences of at least 2 steps, got T = {arr.shape[1]}.")
+    if observed_dim is not None and arr.shape[2] != observed_dim:
+        raise ValueError(
+            f"`{name}` has {arr.shape[2]} features, but the model observes {observed_dim}."
+        )
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        b, t, n = np.argwhere(bad)[0]
+        raise ValueError(
+            f"`{name}` contains NaN or inf ({int(bad.sum())} values; first at "
+            f"[{b}, {t}, {n}]). Clean or interpolate the data first."
+        )
+    return arr
+
+
+@keras.saving.register_keras_serializable(package="keras_dsr")
+class DSRModel(keras.Model):
+    """A dynamical-systems-reconstruction model trained by generalized teacher forcing.
+
+    The latent model ``z_t = F(z_{t-1})`` (a :class:`~keras_dsr.cells.DSRCell`)
+    observes its first N units (identity observation). ``model.fit(x)`` takes
+    windows ``x`` ``[B, T, N]`` of observed data alone: the loss (default
+    :class:`~keras_dsr.losses.ObservationMSE`) compares the unforced one-step
+    predictions with ``x[:, 1:]`` along the GTF-forced trajectory (DESIGN §2.3),
+    solved in parallel by DEER (``method``), plus the ``regularizers``' penalties.
+
+    The fit logs (and ``History``) carry ``alpha`` (the forcing used at the last
+    batch), ``deer_iterations`` (mean Newton iterations), ``deer_fallbacks``
+    (fraction of batches whose solve fell back to the sequential loop) and
+    ``gtf_norm`` (the last Jacobian-norm estimate of adaptive GTF). Set alpha
+    with the callbacks in :mod:`keras_dsr.callbacks` (e.g. ``AdaptiveGTF()``, the
+    lab's default).
+
+    Args:
+        cell: the latent model; default a clipped shPLRNN with ``latent_dim``
+            (default: N, the number of observed features) and ``hidden_dim`` units.
+        latent_dim, hidden_dim: sizes of the default cell (ignored with ``cell``).
+        alpha: initial GTF forcing in [0, 1] (1 = classical teacher forcing).
+        method: ``"deer"`` (default), ``"quasi"``, ``"damped"`` or ``"sequential"``
+            (BPTT with GTF; same gradients).
+        latent_init: ``"zeros"`` or ``"learned"`` initial unobserved units.
+        alpha_estimator: see :class:`~keras_dsr.layers.GTFDEERLayer`.
+        regularizers: callables ``r(cell) -> scalar`` added to the loss (e.g.
+            :class:`~keras_dsr.regularizers.ManifoldAttractorRegularization`).
+        solver_options: dict of ``atol``, ``rtol``, ``max_iter`` for DEER.
+
+    Example:
+        >>> model = DSRModel(hidden_dim=100)
+        >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        >>> model.fit(windows, epochs=10, callbacks=[keras_dsr.callbacks.AdaptiveGTF()])
+        >>> traj = model.generate(x0, steps=10_000)       # [1, 10000, N]
+    """
+
+    def __init__(self, cell=None, latent_dim=None, hidden_dim=100, alpha=1.0, method="deer",
+                 latent_init="zeros", alpha_estimator="product_upper_bound",
+                 regularizers=None, solver_options=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(cell, dict):
+            cell = keras.saving.deserialize_keras_object(cell)
+        _check_alpha(alpha)
+        if latent_dim is not None and (not isinstance(latent_dim, int) or latent_dim < 1):
+            raise ValueError(f"`latent_dim` must be a positive int or None, got {latent_dim!r}.")
+        if not isinstance(hidden_dim, int) or hidden_dim < 1:
+            raise ValueError(f"`hidden_dim` must be a positive int, got {hidden_dim!r}.")
+        regularizers = list(regularizers or [])
+        regularizers = [keras.saving.deserialize_keras_object(r) if isinstance(r, dict) else r
+                        for r in regularizers]
+        for r in regularizers:
+            if not callable(r):
+                raise TypeError(f"`regularizers` must hold callables r(cell), got {r!r}.")
+        options = dict(solver_options or {})
+        unknown = set(options) - {"atol", "rtol", "max_iter"}
+        if unknown:
+            raise ValueError(f"`solver_options` accepts atol, rtol, max_iter; got {sorted(unknown)}.")
+        self.cell = cell
+        self.latent_dim, self.hidden_dim = latent_dim, hidden_dim
+        self.initial_alpha, self.method = float(alpha), method
+        self.latent_init, self.alpha_estimator = latent_init, alpha_estimator
+        self.regularizers = regularizers
+        self.solver_options = options
+        self.observed_dim = None
+        self.gtf = None
+        if cell is not None:
+            self._make_gtf()
+        self.alpha_tracker = LastValue(name="alpha")
+        self.iterations_tracker = keras.metrics.Mean(name="deer_iterations")
+        self.fallback_tracker = keras.metrics.Mean(name="deer_fallbacks")
+        self.norm_tracker = LastValue(name="gtf_norm")
+
+    def _make_gtf(self):
+        self.gtf = GTFDEERLayer(self.cell, alpha=self.initial_alpha, method=self.method,
+                                latent_init=self.latent_init,
+                                alpha_estimator=self.alpha_estimator, name="gtf",
+                                **self.solver_options)
+
+    def build(self, input_shape):
+        n = input_shape[-1]
+        if self.cell is None:
+            from keras_dsr.cells import ClippedShallowPLRNN
+
+            self.cell = ClippedShallowPLRNN(latent_dim=self.latent_dim or n,
+                                            hidden_dim=self.hidden_dim, name="cell")
+            self._make_gtf()
+        self.gtf.build(input_shape)
+        self.observed_dim = int(n)
+        self.built = True
+
+    # ------------------------------------------------------------- training
+    def call(self, x, training=None):
+        if self.observed_dim is not None and x.shape[-1] != self.observed_dim:
+            raise ValueError(
+                f"DSRModel: input has {x.shape[-1]} features, the model observes "
+                f"{self.observed_dim}."
+            )
+        return self.gtf(x, training=training)
+
+    def compile(self, optimizer="adam", loss=None, **kwargs):
+        """``keras.Model.compile`` with the observation MSE as default loss."""
+        super().compile(optimizer=optimizer, loss=ObservationMSE() if loss is None else loss,
+                        **kwargs)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if y is None:
+            y = x[:, 1:]
+        loss = super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                    training=training)
+        for reg in self.regularizers:
+            loss = loss + ops.cast(reg(self.cell), loss.dtype)
+        self.alpha_tracker.update_state(self.gtf.alpha)
+        self.iterations_tracker.update_state(self.gtf.iterations)
+        self.fallback_tracker.update_state(self.gtf.fell_back)
+        self.norm_tracker.update_state(self.gtf.jacobian_norm)
+        return loss
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """``keras.Model.fit`` on windows ``x`` ``[B, T, N]`` (arrays are validated)."""
+        if isinstance(x, keras.utils.PyDataset):
+            shape = np.shape(x[0][0] if isinstance(x[0], tuple) else x[0])
+        else:
+            x = validate_windows(x, self.observed_dim)
+            shape = x.shape
+        if not self.built:  # build eagerly: weight initialisers must not run under tracing
+            self.build((None,) + tuple(shape[1:]))
+        return super().fit(x, y, *args, **kwargs)
+
+    @property
+    def alpha(self):
+        """Current GTF forcing (a float); set it with :func:`keras_dsr.callbacks.set_alpha`."""
+        return float(ops.convert_to_numpy(self.gtf.alpha))
+
+    # ----------------------------------------------------------- generation
+    def generate(self, x0, steps, return_latent=False):
+        """Run the model freely from observations ``x0``.
+
+        Args:
+            x0: ``[B, N]`` or ``[N]`` initial observation (the latent state is
+                ``[x0, g(x0)]`` as in training).
+            steps: number of steps to generate (int >= 1).
+            return_latent: also return the latent trajectory.
+
+        Returns:
+            numpy ``[B, steps, N]`` (``[steps, N]`` for a 1-D ``x0``): the
+            observations of ``z_1..z_steps``; with ``return_latent`` a pair
+            ``(obs, latent [B, steps, M])``. A trajectory that becomes non-finite
+            is returned as is with a ``RuntimeWarning`` naming the step.
+        """
+        if not self.built:
+            raise ValueError("DSRModel.generate: the model is not built; fit or build it first.")
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise ValueError(f"`steps` must be a positive int, got {steps!r}.")
+        x0 = np.asarray(x0, dtype="float32")
+        single = x0.ndim == 1
+        if single:
+            x0 = x0[None]
+        if x0.ndim != 2 or x0.shape[-1] != self.observed_dim:
+            raise ValueError(
+                f"`x0` must have shape [B, {self.observed_dim}] or [{self.observed_dim}], "
+                f"got {x0.shape}."
+            )
+        z0 = self.gtf.initial_state(ops.convert_to_tensor(x0))
+        latent = np.asarray(ops.convert_to_numpy(free_run(self.cell, z0, int(steps))))
+        bad = ~np.isfinite(latent)
+        if bad.any():
+            step = int(np.argwhere(bad.any(axis=(0, 2)))[0, 0]) + 1
+            warnings.warn(f"DSRModel.generate: the trajectory became non-finite at step {step}.",
+                          RuntimeWarning, stacklevel=2)
+        obs = latent[..., : self.observed_dim]
+        if single:
+            obs, latent = obs[0], latent[0]
+        return (obs, latent) if return_latent else obs
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            cell=None if self.cell is None else keras.saving.serialize_keras_object(self.cell),
+            latent_dim=self.latent_dim, hidden_dim=self.hidden_dim, alpha=self.initial_alpha,
+            method=self.method, latent_init=self.latent_init,
+            alpha_estimator=self.alpha_estimator,
+            regularizers=[keras.saving.serialize_keras_object(r) for r in self.regularizers],
+            solver_options=self.solver_options,
+        )
+        return config
+
+
+_FREE_RUN_CACHE = {}
+
+
+def free_run(cell, z0, steps):
+    """``z_t = F(z_{t-1})`` for t = 1..steps from ``z0`` ``[B, M]``, compiled; ``[B, steps, M]``.
+
+    JAX: ``jax.lax.scan`` under ``jax.jit`` with the cell's weights passed as
+    arguments (no stale captured weights); TensorFlow: ``tf.function``; PyTorch:
+    a loop under ``torch.no_grad`` calling the cell's map directly.
+    """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        key = (id(cell), steps)
+        fn = _FREE_RUN_CACHE.get(key)
+        if fn is None:
+            def run(weights, fixed, z0):
+                def body(z, _):
+                    z, _ = cell.stateless_call(weights, fixed, z)
+                    return z, z
+
+                _, zs = jax.lax.scan(body, z0, None, length=steps)
+                return jax.numpy.moveaxis(zs, 0, 1)
+
+            fn = jax.jit(run)
+            _FREE_RUN_CACHE.clear()
+            _FREE_RUN_CACHE[key] = fn
+        return fn([v.value for v in cell.trainable_variables],
+                  [v.value for v in cell.non_trainable_variables], z0)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function
+        def run(z0):
+            zs = tf.scan(lambda z, _: cell.call(z), tf.zeros((steps,)), initializer=z0)
+            return tf.transpose(zs, (1, 0, 2))
+
+        return run(z0)
+    import torch
+
+    out = []
+    with torch.no_grad():
+        z = z0
+        for _ in range(steps):
+            z = cell.call(z)
+            out.append(z)
+    return torch.stack(out, dim=1)
