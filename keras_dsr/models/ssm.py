@@ -1,0 +1,367 @@
+"""SSMModel: a class-(i) DSR model (linear recurrence, nonlinear readout).
+
+The model reads the observed series as its *input* and predicts the next
+observation (DESIGN.md 2.5, "Class (i)"):
+
+    u_t = x_{t-1},   h_t = lambda_t (.) h_{t-1} + gamma_t (.) (B u_t),
+    x_hat_t = x_{t-1} + MLP([h_t, x_{t-1}])      (residual=True)
+    x_hat_t = MLP([h_t, x_{t-1}])                 (residual=False)
+
+with ``h_0 = 0`` at the start of each window. Training is one parallel scan per
+window (:class:`keras_dsr.layers.ParallelScanRNN`). Generation feeds each
+prediction back in as the next input, which is where this class of models is known to
+struggle on chaotic data (Hess, Götz, Durstewitz 2026): the recurrence the model was
+trained with is linear; only the readout is nonlinear.
+
+Training follows the library convention for DSR models: ``model.fit(x)`` on windows
+``x`` of shape ``[B, T, N]`` of observed data alone (no ``y``); the loss (``"mse"``
+by default) compares ``model(x)``, the predictions of ``x[:, 1:]`` from
+``x[:, :-1]``, with ``x[:, 1:]``.
+"""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_dsr.layers.parallel_scan_rnn import ParallelScanRNN
+
+
+def _is_array(x):
+    return isinstance(x, np.ndarray) or ops.is_tensor(x)
+
+
+def _check_data(x, n_features, where, name="x"):
+    """Validate a concrete data array ``[B, T, N]``; returns it as a numpy array."""
+    arr = ops.convert_to_numpy(x) if ops.is_tensor(x) else np.asarray(x)
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise TypeError(
+            f"SSMModel.{where}: `{name}` must hold floating-point data (e.g. float32), "
+            f"got dtype {arr.dtype}."
+        )
+    if arr.ndim != 3:
+        hint = " (for one series of shape [T, N] use x[None])" if arr.ndim == 2 else ""
+        raise ValueError(
+            f"SSMModel.{where}: `{name}` must have shape [batch, time, {n_features}], got "
+            f"shape {arr.shape}{hint}."
+        )
+    if arr.shape[-1] != n_features:
+        raise ValueError(
+            f"SSMModel.{where}: `{name}` must have {n_features} features (last axis; the "
+            f"model's n_features), got shape {arr.shape}."
+        )
+    if arr.shape[1] < 2:
+        raise ValueError(
+            f"SSMModel.{where}: `{name}` must have at least 2 time steps (one input, one "
+            f"target), got shape {arr.shape}."
+        )
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = np.argwhere(~finite)[0]
+        raise ValueError(
+            f"SSMModel.{where}: `{name}` contains NaN or inf (first at index "
+            f"{tuple(int(i) for i in bad)}); remove or interpolate missing values first."
+        )
+    return arr
+
+
+@keras.saving.register_keras_serializable(package="keras_dsr")
+class SSMModel(keras.Model):
+    """Linear-recurrence / MLP-readout model for dynamical-systems reconstruction.
+
+    ``call(x)`` maps windows ``x [B, T, N]`` to the one-step predictions of
+    ``x[:, 1:]`` from ``x[:, :-1]``, shape ``[B, T-1, N]``: with ``u = x[:, :-1]``,
+    ``x_hat = u + rnn(u)`` (``residual=True``) or ``rnn(u)``, where ``rnn`` is a
+    :class:`~keras_dsr.layers.ParallelScanRNN` started from ``h_0 = 0``.
+
+    Args:
+        n_features: N, the number of observed variables.
+        units: number of (complex) modes of the recurrence.
+        readout_units, activation, selective, complex_modes, r_min, r_max,
+            max_phase, skip_input, seed: passed to ``ParallelScanRNN`` (see there).
+        residual: predict the increment ``x_t - x_{t-1}`` (default True).
+        **kwargs: base ``keras.Model`` arguments (``name``, ``dtype``, ...).
+
+    Training: ``model.compile(optimizer)`` (loss defaults to ``"mse"``) then
+    ``model.fit(x)`` with ``x [B, T, N]`` alone; the target is ``x[:, 1:]``. Passing
+    ``y`` explicitly (shape ``[B, T-1, N]``) is also allowed. ``fit`` and
+    ``evaluate`` check numpy/tensor data (dtype, shape, NaN/inf) before training;
+    datasets and generators are passed through unchecked (``call`` still checks
+    shapes and dtype).
+
+    Generation: :meth:`generate`.
+
+    Example:
+        >>> model = SSMModel(n_features=3, units=32)
+        >>> model.compile(keras.optimizers.Adam(1e-3))
+        >>> model.fit(windows, epochs=10, batch_size=16)     # windows [B, T, 3]
+        >>> traj = model.generate(windows[0, -1], steps=1000)  # [1000, 3]
+    """
+
+    def __init__(
+        self,
+        n_features,
+        units=64,
+        readout_units=(64,),
+        activation="gelu",
+        selective=False,
+        complex_modes=True,
+        r_min=0.5,
+        r_max=0.99,
+        max_phase=2.0 * math.pi,
+        skip_input=True,
+        residual=True,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if (
+            isinstance(n_features, bool)
+            or not isinstance(n_features, (int, np.integer))
+            or n_features < 1
+        ):
+            raise ValueError(
+                f"SSMModel: `n_features` must be a positive integer, got {n_features!r}."
+            )
+        self.n_features = int(n_features)
+        self.residual = bool(residual)
+        self.rnn = ParallelScanRNN(
+            units,
+            units_out=self.n_features,
+            readout_units=readout_units,
+            activation=activation,
+            selective=selective,
+            complex_modes=complex_modes,
+            r_min=r_min,
+            r_max=r_max,
+            max_phase=max_phase,
+            skip_input=skip_input,
+            seed=seed,
+            dtype=self.dtype_policy,
+            name="rnn",
+        )
+
+    # ---------------------------------------------------------------- Keras API
+    def build(self, input_shape=None):
+        self.rnn.build((None, None, self.n_features))
+
+    def compile(self, optimizer="adam", loss="mse", **kwargs):
+        """``keras.Model.compile`` with ``loss="mse"`` as the default."""
+        super().compile(optimizer=optimizer, loss=loss, **kwargs)
+
+    def compile_from_config(self, config):
+        """Re-compile from a saved compile config (used by ``keras.models.load_model``)."""
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if hasattr(self, "optimizer") and self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def _check_symbolic(self, x, where):
+        shape = tuple(x.shape)
+        dtype = keras.backend.standardize_dtype(x.dtype)
+        if not keras.backend.is_float_dtype(dtype):
+            raise TypeError(
+                f"SSMModel.{where}: `x` must hold floating-point data, got dtype {dtype}."
+            )
+        if len(shape) != 3 or shape[-1] != self.n_features:
+            raise ValueError(
+                f"SSMModel.{where}: `x` must have shape [batch, time, {self.n_features}], "
+                f"got shape {shape}."
+            )
+        if shape[1] is not None and shape[1] < 2:
+            raise ValueError(
+                f"SSMModel.{where}: `x` must have at least 2 time steps (one input, one "
+                f"target), got shape {shape}."
+            )
+
+    def call(self, x):
+        """Predictions of ``x[:, 1:]`` from ``x[:, :-1]``: ``[B, T-1, N]``."""
+        if not hasattr(x, "dtype"):
+            x = np.asarray(x)
+        self._check_symbolic(x, "call")
+        x = ops.cast(x, self.compute_dtype)
+        u = x[:, :-1]
+        y = self.rnn(u)
+        return u + y if self.residual else y
+
+    def compute_output_shape(self, input_shape):
+        t = input_shape[1]
+        return (input_shape[0], None if t is None else t - 1, self.n_features)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Loss of the one-step predictions; with ``y=None`` the target is ``x[:, 1:]``."""
+        if y is None:
+            if x is None:
+                raise ValueError("SSMModel.compute_loss: need `x` (data windows) when `y` is None.")
+            y = ops.cast(x, self.compute_dtype)[:, 1:]
+        return super().compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
+        )
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Compiled metrics; with ``y=None`` the target is ``x[:, 1:]``."""
+        if y is None and x is not None:
+            y = ops.cast(x, self.compute_dtype)[:, 1:]
+        return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def _validate_fit_args(self, where, x, y, validation_data=None):
+        if _is_array(x):
+            arr = _check_data(x, self.n_features, where)
+            if y is not None and _is_array(y):
+                y_arr = ops.convert_to_numpy(y) if ops.is_tensor(y) else np.asarray(y)
+                expected = (arr.shape[0], arr.shape[1] - 1, self.n_features)
+                if tuple(y_arr.shape) != expected:
+                    raise ValueError(
+                        f"SSMModel.{where}: `y` must be the targets of x[:, 1:], shape "
+                        f"{expected}, got {tuple(y_arr.shape)} (or pass y=None)."
+                    )
+        if validation_data is not None:
+            val_x = validation_data
+            if isinstance(validation_data, (tuple, list)):
+                val_x = validation_data[0] if len(validation_data) else None
+            if _is_array(val_x):
+                _check_data(val_x, self.n_features, where, name="validation_data")
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """``keras.Model.fit`` after checking array data (see the class docstring)."""
+        self._validate_fit_args("fit", x, y, kwargs.get("validation_data"))
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """``keras.Model.evaluate`` after checking array data."""
+        self._validate_fit_args("evaluate", x, y)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    # -------------------------------------------------------------- generation
+    def _generate_tensors(self, window, steps):
+        """Tensors ``(x [B, steps, N], h [B, steps, S])`` from a warm-up window."""
+        rnn = self.rnn
+        h_window = rnn.compute_states(window)
+        h = h_window[:, -1]
+        u = window[:, -1]
+        first = rnn.readout(h, u)
+        if self.residual:
+            first = u + first
+        if steps == 1:
+            return first[:, None], h[:, None]
+
+        def body(carry, _):
+            h_prev, x_prev = carry
+            y, h_new = rnn.step(h_prev, x_prev)
+            x_new = x_prev + y if self.residual else y
+            # Outputs = carry: Keras' TensorFlow scan requires outputs with the
+            # structure and shapes of the carry.
+            return (h_new, x_new), (h_new, x_new)
+
+        _, (hs, xs) = ops.scan(body, (h, first), None, length=steps - 1)
+        xs = ops.concatenate([first[:, None], ops.transpose(xs, (1, 0, 2))], axis=1)
+        hs = ops.concatenate([h[:, None], ops.transpose(hs, (1, 0, 2))], axis=1)
+        return xs, hs
+
+    def generate(self, x0, steps, return_latent=False):
+        """Free-running trajectory: each prediction is fed back as the next input.
+
+        Args:
+            x0: initial condition, numpy-like of shape ``[B, N]`` or ``[N]``, or a
+                warm-up window ``[B, T0, N]``. A window is read in (parallel scan
+                from ``h_0 = 0``) to set the hidden state; generation then continues
+                after its last row. ``[B, N]`` is the window of length 1.
+            steps: number of steps to generate (positive integer).
+            return_latent: also return the hidden states.
+
+        Returns:
+            numpy ``x`` of shape ``[B, steps, N]`` (``[steps, N]`` when ``x0`` is
+            1-D); row 0 is the step after ``x0`` (after the window's last row). With
+            ``return_latent=True``, ``(x, h)`` where ``h`` (``[B, steps, S]``,
+            ``S = rnn.state_size``, layout ``[Re h, Im h]``) holds the state that
+            ``x`` of the same row was read out from.
+
+        Raises:
+            FloatingPointError: the trajectory became NaN/inf (the model diverged);
+                the message gives the first bad step.
+
+        The loop is compiled: ``keras.ops.scan`` (``jax.lax.scan`` on JAX, inside a
+        ``tf.function`` on TensorFlow; without autograd tracking on PyTorch).
+
+        Example:
+            >>> traj = model.generate(x_test[0], steps=5000)   # x_test [T, N]
+        """
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise ValueError(f"SSMModel.generate: `steps` must be a positive integer, got {steps!r}.")
+        steps = int(steps)
+        arr = ops.convert_to_numpy(x0) if ops.is_tensor(x0) else np.asarray(x0)
+        if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+            raise TypeError(
+                f"SSMModel.generate: `x0` must hold real numbers, got dtype {arr.dtype}."
+            )
+        squeeze = arr.ndim == 1
+        if arr.ndim == 1:
+            arr = arr[None, None, :]
+        elif arr.ndim == 2:
+            arr = arr[:, None, :]
+        if arr.ndim != 3 or arr.shape[-1] != self.n_features or arr.shape[0] < 1 or arr.shape[1] < 1:
+            raise ValueError(
+                f"SSMModel.generate: `x0` must have shape [{self.n_features}], "
+                f"[batch, {self.n_features}] or a window [batch, time, {self.n_features}], "
+                f"got shape {np.asarray(x0).shape}."
+            )
+        if not np.isfinite(arr).all():
+            raise ValueError("SSMModel.generate: `x0` contains NaN or inf.")
+        if not self.built:
+            self.build((None, None, self.n_features))
+        window = ops.convert_to_tensor(arr.astype(self.compute_dtype))
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            xs, hs = tf.function(self._generate_tensors, reduce_retracing=False)(window, steps)
+        elif backend == "torch":
+            import torch
+
+            with torch.no_grad():
+                xs, hs = self._generate_tensors(window, steps)
+        else:
+            xs, hs = self._generate_tensors(window, steps)
+        xs = ops.convert_to_numpy(xs)
+        hs = ops.convert_to_numpy(hs) if return_latent else None
+        finite = np.isfinite(xs).all(axis=(0, 2))
+        if not finite.all():
+            k = int(np.argmin(finite))
+            raise FloatingPointError(
+                f"SSMModel.generate: the generated trajectory became NaN/inf at step {k} "
+                f"of {steps} (the model diverged in free running)."
+            )
+        if squeeze:
+            xs = xs[0]
+            hs = None if hs is None else hs[0]
+        return (xs, hs) if return_latent else xs
+
+    # ------------------------------------------------------------------ config
+    def get_config(self):
+        config = super().get_config()
+        rnn = self.rnn.get_config()
+        config.update(
+            {
+                "n_features": self.n_features,
+                "units": rnn["units"],
+                "readout_units": rnn["readout_units"],
+                "activation": rnn["activation"],
+                "selective": rnn["selective"],
+                "complex_modes": rnn["complex_modes"],
+                "r_min": rnn["r_min"],
+                "r_max": rnn["r_max"],
+                "max_phase": rnn["max_phase"],
+                "skip_input": rnn["skip_input"],
+                "residual": self.residual,
+                "seed": rnn["seed"],
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+        return cls(**config)
