@@ -544,6 +544,9 @@ def lyapunov_max_trajectory(system, states, dt=None, transient=None, substeps=4,
     from keras_dsr.systems import get_system
 
     system = get_system(system)
+    if system.delay is not None:
+        raise ValueError(f"{system.name!r} is a delay system: its tangent space is a "
+                         "function space; use keras_dsr.systems.lyapunov_max instead.")
     if hasattr(states, "states") and hasattr(states, "dt"):
         dt = states.dt if dt is None else dt
         states = states.states

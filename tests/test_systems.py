@@ -141,13 +141,13 @@ def test_lyapunov_spectrum_sum_is_mean_divergence():
 
 # Simulated time span (time units) per system for the chaos check: weakly chaotic
 # and slow systems need longer spans for the finite-time exponent to settle.
-_SPAN = {"lorenz63": 30, "rossler": 250, "lorenz96": 20, "chua": 60, "thomas": 200,
+_SPAN = {"mackey_glass": 1000, "lorenz63": 30, "rossler": 250, "lorenz96": 20, "chua": 60, "thomas": 200,
          "halvorsen": 30, "aizawa": 120, "sprott_b": 120, "lorenz84": 120, "chen": 10,
          "hindmarsh_rose": 600, "duffing": 250}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", REQUIRED)
+@pytest.mark.parametrize("name", list_systems())
 def test_every_system_is_bounded_and_chaotic(name):
     s = get_system(name)
     tr = simulate(name, int(round(_SPAN[name] / s.dt)), seed=1, standardize=False)
@@ -160,7 +160,32 @@ def test_every_system_is_bounded_and_chaotic(name):
     assert np.all(obs[n:].max(0) <= half.max(0) + 0.5 * span)
     assert np.all(obs[n:].min(0) >= half.min(0) - 0.5 * span)
     assert np.all(obs.std(0) > 0)  # not collapsed to a fixed point
+    if s.delay is not None:
+        # a delay system: tangent functions over the delay interval (method of steps)
+        lam = systems.lyapunov_max(s, time=1500.0)
+        assert lam > 0.002, lam
+        return
     # chaotic: positive largest exponent along this trajectory (variational
     # propagators between samples + Benettin), per time unit
     lam = measures.lyapunov_max_trajectory(s, tr)
     assert lam > 0.005, lam
+
+
+def test_mackey_glass_solves_the_delay_equation():
+    tr = simulate("mackey_glass", 2001, dt=0.01, seed=0, standardize=False, burn_in=50.0)
+    s = tr.system
+    assert s.delay == "tau" and s.params["tau"] == 17.0 and tr.x.shape == (2001, 1)
+    x = tr.states[:, 0]
+    lag = 1700  # tau / dt samples
+    # central differences equal the right-hand side with the delayed state
+    d = (x[lag + 2:] - x[lag:-2]) / 0.02
+    f = s.f(x[lag + 1:-1, None], x[1:-lag - 1, None])[:, 0]
+    assert np.abs(d - f).max() < 1e-5 * (1 + np.abs(f).max())
+    # derivatives of the right-hand side
+    A, B = s.jacobian(np.array([[0.9]]), np.array([[1.1]]))
+    eps = 1e-6
+    fd_tau = (s.f([[0.9]], [[1.1 + eps]]) - s.f([[0.9]], [[1.1 - eps]])) / (2 * eps)
+    np.testing.assert_allclose(A[0, 0, 0], -0.1)
+    np.testing.assert_allclose(B[0, 0, 0], fd_tau[0, 0], rtol=1e-6)
+    with pytest.raises(ValueError, match="delay system"):
+        measures.lyapunov_max_trajectory(s, tr)

@@ -8,7 +8,7 @@ Example:
 """
 
 from keras_dsr.systems._registry import System, get_system, list_systems, register_system
-from keras_dsr.systems import flows  # noqa: F401  (registers the systems)
+from keras_dsr.systems import delay, flows  # noqa: F401  (registers the systems)
 from keras_dsr.systems.simulate import Trajectory, integrate, simulate, simulate_ensemble
 from keras_dsr.systems.lyapunov import lyapunov_max, lyapunov_spectrum
 

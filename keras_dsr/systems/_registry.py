@@ -32,6 +32,11 @@ class System:
         inputs: ``inputs(states, t) -> external inputs [T, K]`` for non-autonomous
             systems (e.g. the Duffing drive), else ``None``.
         obs_dim: number of observed variables N.
+        delay: for delay differential equations, the name of the delay
+            parameter tau; then ``rhs(x, x_tau, p)`` and ``jac(x, x_tau, p) ->
+            (df/dx, df/dx_tau)`` take the delayed state as well, the history
+            before t = 0 is constant (= x0), and integration proceeds by the
+            method of steps (one ``solve_ivp`` per delay interval).
     """
 
     name: str
@@ -50,6 +55,7 @@ class System:
     inputs: Optional[Callable] = None
     obs_dim: Optional[int] = None
     dim_param: Optional[str] = None  # name of a parameter that sets ``dim``
+    delay: Optional[str] = None  # delay systems: name of the delay parameter
 
     def with_params(self, **overrides):
         """A copy with some parameters replaced (unknown names raise ValueError)."""
@@ -74,12 +80,21 @@ class System:
             obs_dim = dim
         return dataclasses.replace(self, params=params, dim=dim, obs_dim=obs_dim)
 
-    def f(self, x):
-        """Vector field at ``x`` ([..., D]) with this system's parameters."""
+    def f(self, x, x_tau=None):
+        """Vector field at ``x`` ([..., D]) (and ``x_tau`` for delay systems)."""
+        if self.delay is not None:
+            return self.rhs(np.asarray(x, dtype=float), np.asarray(x_tau, dtype=float),
+                            self.params)
         return self.rhs(np.asarray(x, dtype=float), self.params)
 
-    def jacobian(self, x):
-        """Jacobian df/dx at ``x`` ([..., D]) -> [..., D, D]."""
+    def jacobian(self, x, x_tau=None):
+        """Jacobian df/dx at ``x`` ([..., D]) -> [..., D, D].
+
+        For delay systems a pair ``(df/dx, df/dx_tau)``.
+        """
+        if self.delay is not None:
+            return self.jac(np.asarray(x, dtype=float), np.asarray(x_tau, dtype=float),
+                            self.params)
         return self.jac(np.asarray(x, dtype=float), self.params)
 
     def observation(self, states):

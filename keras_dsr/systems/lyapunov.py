@@ -54,6 +54,14 @@ def lyapunov_spectrum(system, n_exponents=1, time=None, transient=None, chunk=1.
         (lambdas [n_exponents], per-trajectory estimates [n_traj, n_exponents]).
     """
     system = get_system(system)
+    if system.delay is not None:
+        if int(n_exponents) != 1:
+            raise ValueError("Delay systems: only n_exponents=1 is supported.")
+        from keras_dsr.systems.delay import lyapunov_max_dde
+
+        time = float(system.lyapunov_time if time is None else time)
+        lam = lyapunov_max_dde(system, time=time, transient=transient, seed=seed)
+        return np.array([lam]), np.array([[lam]])
     D = system.dim
     if not 1 <= int(n_exponents) <= D:
         raise ValueError(f"n_exponents must be in [1, {D}], got {n_exponents!r}.")

@@ -129,7 +129,12 @@ def simulate_ensemble(name, steps, seeds=(0, 1), dt=None, burn_in=None, noise=0.
             f"ensemble), got {x0.shape}."
         )
     t = np.arange(steps) * dt
-    all_states = integrate(system, x0, burn_in + t, rtol=rtol, atol=atol)
+    if system.delay is not None:
+        from keras_dsr.systems.delay import integrate_dde
+
+        all_states = integrate_dde(system, x0, burn_in + t, rtol=rtol, atol=atol)
+    else:
+        all_states = integrate(system, x0, burn_in + t, rtol=rtol, atol=atol)
     out = []
     for states, seed, rng in zip(all_states, seeds, rngs):
         clean = system.observation(states)
@@ -161,7 +166,8 @@ def simulate(name, steps, dt=None, burn_in=None, noise=0.0, seed=0,
 
     The ODE is integrated with ``scipy.integrate.solve_ivp`` (DOP853, rtol and
     atol 1e-10) for ``burn_in`` time units (discarded) and then sampled every
-    ``dt`` for ``steps`` samples.
+    ``dt`` for ``steps`` samples. Delay systems (Mackey–Glass) start from the
+    constant history x0 and are integrated by the method of steps.
 
     Args:
         name: system name (see :func:`list_systems`) or a ``System``.
