@@ -175,6 +175,8 @@ class ParallelScanRNN(keras.layers.Layer):
         max_phase: initial phases are uniform in ``(0, max_phase)``, ``max_phase > 0``
             (complex modes only).
         skip_input: feed ``u_t`` into the readout next to the state.
+        output_initializer: initializer of the readout's last (linear) kernel
+            (default Glorot uniform; ``"zeros"`` makes the untrained layer output 0).
         seed: integer seed of the initialisation (None: numpy's global generator,
             which ``keras.utils.set_random_seed`` also seeds).
         **kwargs: base ``keras.layers.Layer`` arguments (``name``, ``dtype``, ...).
@@ -206,6 +208,7 @@ class ParallelScanRNN(keras.layers.Layer):
         r_max=0.99,
         max_phase=2.0 * math.pi,
         skip_input=True,
+        output_initializer="glorot_uniform",
         seed=None,
         **kwargs,
     ):
@@ -248,11 +251,15 @@ class ParallelScanRNN(keras.layers.Layer):
             )
             for k, n in enumerate(self.readout_units)
         ]
+        self.output_initializer = keras.initializers.get(output_initializer)
+        out_init = self.output_initializer
+        out_config = out_init.get_config() if hasattr(out_init, "get_config") else {}
+        if self.seed is not None and "seed" in out_config and out_config["seed"] is None:
+            out_config["seed"] = self._sub_seed(len(self.readout_units))
+            out_init = out_init.__class__.from_config(out_config)
         self.output_layer = keras.layers.Dense(
             self.units_out,
-            kernel_initializer=keras.initializers.GlorotUniform(
-                self._sub_seed(len(self.readout_units))
-            ),
+            kernel_initializer=out_init,
             name="readout_out",
             dtype=self.dtype_policy,
         )
@@ -481,6 +488,7 @@ class ParallelScanRNN(keras.layers.Layer):
                 "r_max": self.r_max,
                 "max_phase": self.max_phase,
                 "skip_input": self.skip_input,
+                "output_initializer": keras.initializers.serialize(self.output_initializer),
                 "seed": self.seed,
             }
         )

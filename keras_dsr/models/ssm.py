@@ -20,6 +20,7 @@ by default) compares ``model(x)``, the predictions of ``x[:, 1:]`` from
 """
 
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -80,7 +81,9 @@ class SSMModel(keras.Model):
         units: number of (complex) modes of the recurrence.
         readout_units, activation, selective, complex_modes, r_min, r_max,
             max_phase, skip_input, seed: passed to ``ParallelScanRNN`` (see there).
-        residual: predict the increment ``x_t - x_{t-1}`` (default True).
+        residual: predict the increment ``x_t - x_{t-1}`` (default True). The
+            readout's output layer then starts at zero, so the untrained model is
+            persistence, ``x_hat_t = x_{t-1}``.
         **kwargs: base ``keras.Model`` arguments (``name``, ``dtype``, ...).
 
     Training: ``model.compile(optimizer)`` (loss defaults to ``"mse"``) then
@@ -126,6 +129,7 @@ class SSMModel(keras.Model):
             )
         self.n_features = int(n_features)
         self.residual = bool(residual)
+        self._jax_generate_fns = {}  # steps -> jitted generation (JAX only)
         self.rnn = ParallelScanRNN(
             units,
             units_out=self.n_features,
@@ -137,6 +141,9 @@ class SSMModel(keras.Model):
             r_max=r_max,
             max_phase=max_phase,
             skip_input=skip_input,
+            # Residual: the untrained model is persistence (x_hat_t = x_{t-1}), the
+            # natural baseline at a small time step, not O(1) random increments.
+            output_initializer="zeros" if self.residual else "glorot_uniform",
             seed=seed,
             dtype=self.dtype_policy,
             name="rnn",
@@ -259,6 +266,23 @@ class SSMModel(keras.Model):
         hs = ops.concatenate([h[:, None], ops.transpose(hs, (1, 0, 2))], axis=1)
         return xs, hs
 
+    def _jax_generate(self, window, steps):
+        """``_generate_tensors`` as one jitted XLA program (cached per ``steps``)."""
+        import jax
+
+        fn = self._jax_generate_fns.get(steps)
+        if fn is None:
+            variables = self.rnn.variables
+
+            def pure(values, window):
+                mapping = list(zip(variables, values))
+                with keras.StatelessScope(state_mapping=mapping):
+                    return self._generate_tensors(window, steps)
+
+            fn = jax.jit(pure)
+            self._jax_generate_fns[steps] = fn
+        return fn([v.value for v in self.rnn.variables], window)
+
     def generate(self, x0, steps, return_latent=False):
         """Free-running trajectory: each prediction is fed back as the next input.
 
@@ -277,12 +301,14 @@ class SSMModel(keras.Model):
             ``S = rnn.state_size``, layout ``[Re h, Im h]``) holds the state that
             ``x`` of the same row was read out from.
 
-        Raises:
-            FloatingPointError: the trajectory became NaN/inf (the model diverged);
-                the message gives the first bad step.
+        A trajectory that becomes NaN/inf (the model diverged in free running, a
+        known failure of this model class) is returned as is, with a
+        ``RuntimeWarning`` naming the first bad step (1-based), as ``DSRModel``
+        does.
 
-        The loop is compiled: ``keras.ops.scan`` (``jax.lax.scan`` on JAX, inside a
-        ``tf.function`` on TensorFlow; without autograd tracking on PyTorch).
+        The loop is compiled: ``keras.ops.scan`` (``jax.lax.scan`` inside one
+        ``jax.jit`` program on JAX, cached per ``steps``; inside a ``tf.function`` on
+        TensorFlow; without autograd tracking on PyTorch).
 
         Example:
             >>> traj = model.generate(x_test[0], steps=5000)   # x_test [T, N]
@@ -322,15 +348,17 @@ class SSMModel(keras.Model):
             with torch.no_grad():
                 xs, hs = self._generate_tensors(window, steps)
         else:
-            xs, hs = self._generate_tensors(window, steps)
+            xs, hs = self._jax_generate(window, steps)
         xs = ops.convert_to_numpy(xs)
         hs = ops.convert_to_numpy(hs) if return_latent else None
         finite = np.isfinite(xs).all(axis=(0, 2))
         if not finite.all():
-            k = int(np.argmin(finite))
-            raise FloatingPointError(
-                f"SSMModel.generate: the generated trajectory became NaN/inf at step {k} "
-                f"of {steps} (the model diverged in free running)."
+            step = int(np.argmin(finite)) + 1
+            warnings.warn(
+                f"SSMModel.generate: the trajectory became non-finite (NaN/inf) at step "
+                f"{step} of {steps}: the model diverged in free running.",
+                RuntimeWarning,
+                stacklevel=2,
             )
         if squeeze:
             xs = xs[0]
