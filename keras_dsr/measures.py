@@ -167,15 +167,27 @@ def state_space_divergence_binning(x_true, x_gen, n_bins=30, nonfinite="warn"):
     return 0.0 if abs(kl) < 1e-12 else kl
 
 
-def _log_mixture_density(s, mu, var):
-    """log of the mean of isotropic Gaussians N(mu_k, var I) at samples s [S, N]."""
-    d2 = (np.sum(s**2, 1)[:, None] - 2.0 * s @ mu.T + np.sum(mu**2, 1)[None, :])
-    d2 = np.maximum(d2, 0.0)
+def _log_mixture_density(s, mu, var, block=128):
+    """log of the mean of isotropic Gaussians N(mu_k, var I) at samples s [S, N].
+
+    Evaluated in blocks of samples (cache-sized arrays) with a stable log-sum-exp.
+    """
     n = s.shape[1]
-    a = d2 * (-0.5 / var)
-    m = a.max(axis=1)
-    lse = np.log(np.exp(a - m[:, None]).sum(axis=1)) + m  # log-sum-exp, stable
-    return lse - np.log(mu.shape[0]) - 0.5 * n * np.log(2.0 * np.pi * var)
+    mu2 = np.sum(mu**2, axis=1)
+    out = np.empty(s.shape[0])
+    for i in range(0, s.shape[0], block):
+        sb = s[i:i + block]
+        a = sb @ mu.T
+        a *= 2.0
+        a -= mu2
+        a -= np.sum(sb**2, axis=1)[:, None]  # a = -|s - mu|^2
+        a *= 0.5 / var
+        np.minimum(a, 0.0, out=a)  # rounding can make -|s - mu|^2 slightly positive
+        m = a.max(axis=1)
+        a -= m[:, None]
+        np.exp(a, out=a)
+        out[i:i + block] = np.log(a.sum(axis=1)) + m
+    return out - np.log(mu.shape[0]) - 0.5 * n * np.log(2.0 * np.pi * var)
 
 
 def state_space_divergence_gmm(x_true, x_gen, scaling=1.0, max_points=10_000,

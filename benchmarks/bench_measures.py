@@ -1,0 +1,129 @@
+"""Cost of each DSR measure on 10^5 points (numpy/scipy; backend-independent).
+
+Times (median of repeats, wall clock) for:
+
+* D_stsp by binning on 10^5 x 3 Lorenz-63 points (test set vs an independent
+  true trajectory), and D_stsp by Gaussian mixture on 10^5 x 6 points (N = 6;
+  the first 10^4 points enter, as DESIGN §3 prescribes);
+* D_H on 10^5 x 3;
+* PE(20) from 1000 initial conditions with a numpy Euler-stepped Lorenz-63 map
+  as the model (the cost is mostly the model's own generation);
+* lambda_max by Benettin on 10^5 given 3x3 Jacobians (the cost of
+  ``lyapunov_max_model`` beyond the model's generate and jacobian calls), and
+  along a 10^5-step trajectory of the known system (``lyapunov_max_trajectory``);
+* for reference, the data themselves: simulating the two 10^5-step Lorenz-63
+  trajectories (one vectorised DOP853 solve), and ``lyapunov_max("lorenz63")``
+  with its defaults.
+
+Usage:
+    python benchmarks/bench_measures.py
+    python benchmarks/bench_measures.py --output benchmarks/RESULTS_measures.md
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from keras_dsr import measures as M  # noqa: E402
+from keras_dsr import systems  # noqa: E402
+
+
+class _EulerLorenz:
+    def __init__(self, h=0.01):
+        self.h = h
+        self.s = systems.get_system("lorenz63")
+
+    def generate(self, x0, steps, return_latent=False):
+        z = np.asarray(x0, dtype=np.float64)
+        out = np.empty((z.shape[0], steps, 3))
+        for t in range(steps):
+            z = z + self.h * self.s.f(z)
+            out[:, t] = z
+        return out
+
+
+def _time(fn, repeats):
+    ts, out = [], None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts), out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--output", default=None, help="write the Markdown table here")
+    args = ap.parse_args()
+    T = 100_000
+    rows = []
+
+    t_sim, (test, other) = _time(
+        lambda: systems.simulate_ensemble("lorenz63", T, seeds=(3, 4)), 1)
+    x, y = test.x, test.standardize(other.states)
+    rows.append(("simulate 2 x 10^5 Lorenz-63 steps (DOP853, rtol 1e-10)", "2 x 10^5 x 3",
+                 t_sim, "-"))
+
+    t, v = _time(lambda: M.state_space_divergence(x, y), args.repeats)
+    rows.append(("D_stsp, binning (30 bins/dim)", "10^5 x 3", t, f"{v:.4f}"))
+    x6 = np.concatenate([x, y], axis=1)
+    y6 = np.concatenate([y, x], axis=1)
+    t, v = _time(lambda: M.state_space_divergence(x6, y6), args.repeats)
+    rows.append(("D_stsp, Gaussian mixture (N = 6, 10^4 centres, 1000 samples)", "10^5 x 6", t,
+                 f"{v:.4f}"))
+    t, v = _time(lambda: M.power_spectrum_distance(x, y), args.repeats)
+    rows.append(("D_H (sigma = 20)", "10^5 x 3", t, f"{v:.4f}"))
+
+    model = _EulerLorenz()
+    raw = test.states
+    t, v = _time(lambda: M.prediction_error(model, raw, n=20, max_inits=1000), args.repeats)
+    rows.append(("PE(20), 1000 initial conditions, numpy Euler-Lorenz model", "10^5 x 3", t,
+                 f"{v:.4g}"))
+
+    J = np.eye(3) + 0.01 * test.system.jacobian(raw)
+    t, v = _time(lambda: M.lyapunov_max_jacobians(J, dt=0.01, transient=1000), args.repeats)
+    rows.append(("lambda_max, Benettin on given Jacobians (Euler-Lorenz)", "10^5 x 3 x 3", t,
+                 f"{v:.4f}"))
+    t, v = _time(lambda: M.lyapunov_max_trajectory("lorenz63", test), args.repeats)
+    rows.append(("lambda_max along a known-system trajectory (RK4 variational)", "10^5 x 3", t,
+                 f"{v:.4f}"))
+    t, v = _time(lambda: systems.lyapunov_max("lorenz63"), 1)
+    rows.append(("lambda_max of the system (solve_ivp variational, defaults)",
+                 "16 traj x 200 time units", t, f"{v:.4f}"))
+
+    import keras  # noqa: F401  (only for the version line)
+    import scipy
+
+    lines = [
+        "# measures benchmark",
+        "",
+        "Command: `python benchmarks/bench_measures.py --output benchmarks/RESULTS_measures.md`",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores (shared), "
+        f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}; "
+        f"{time.strftime('%Y-%m-%d')}",
+        "",
+        f"Median wall time of {args.repeats} repeats (1 for the simulations and the system's "
+        "exponent). Data: Lorenz-63, dt = 0.01, standardised; the value column is the "
+        "measure's result (test set vs an independent true trajectory).",
+        "",
+        "| measure | data | time (s) | value |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {a} | {b} | {c:.3f} | {d} |" for a, b, c, d in rows]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.output:
+        with open(args.output, "w") as fh:
+            fh.write(text)
+
+
+if __name__ == "__main__":
+    main()
