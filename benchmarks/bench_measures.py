@@ -136,10 +136,10 @@ def main():
         "",
         f"Median wall time of {args.repeats} repeats (1 for the simulations and the system's "
         "exponent). Data: Lorenz-63, dt = 0.01, standardised; the value column is the "
-        "measure's result (test set vs an independent true trajectory). The machine was "
-        "shared with other jobs (load ~5 on 2 cores), which inflates the times; the GMM's "
-        "matrix product suffers most from BLAS threads contending (about 0.4 s with "
-        "OPENBLAS_NUM_THREADS=1 in the same conditions).",
+        "measure's result (test set vs an independent true trajectory). Load average at "
+        f"the end of the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; on a "
+        "busy machine the GMM's matrix product suffers most from BLAS threads contending "
+        "(try OPENBLAS_NUM_THREADS=1).",
         "",
         "| measure | data | time (s) | value |",
         "|---|---|---|---|",
