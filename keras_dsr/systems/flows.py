@@ -33,6 +33,17 @@ duffing            x' = v, v' = -de v - al x - be x^3 + ga cos(phi), phi' = om  
                    (de=0.3, al=-1, be=1, ga=0.5, om=1.2); observed (x, v); the
                    drive cos(phi) is returned as the external input
 =================  ==========================================================  =====
+
+Default initial conditions (``System.x0``; ``simulate`` perturbs them by a
+seed-dependent 0.01 sd unless ``seed=0``, then discards ``burn_in`` time units):
+lorenz63 (-8, 7, 27); rossler (1, 1, 0); lorenz96 x_i = F, with x_1 += 0.01 and
+x_{dim/2+1} -= 0.5; chua (0.7, 0, 0); thomas (0.1, 0, 0); halvorsen (-5, 0, 0);
+aizawa (0.1, 0, 0); sprott_b (0.05, 0.05, 0.05); lorenz84 (1, 0, 0);
+chen (-10, 0, 37); hindmarsh_rose (-1.3, -7.3, 3); duffing (x, v, phi) =
+(0.5, 0, 0). Burn-in (time units): 50 for lorenz63, lorenz96, halvorsen; 20 for
+chen; 100 for chua, aizawa; 200 for rossler, sprott_b, lorenz84, duffing; 300 for
+hindmarsh_rose; 500 for thomas. Mackey–Glass (a delay equation) is defined in
+:mod:`keras_dsr.systems.delay`.
 """
 
 import numpy as np
