@@ -25,6 +25,8 @@ M = ``latent_dim`` (number of latent units), K = ``input_dim`` (external inputs)
 import keras
 from keras import ops
 
+from keras_dsr.ops._tensor import matmul
+
 
 def _check_positive_int(value, name, cls_name):
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -154,7 +156,7 @@ class DSRCell(keras.layers.Layer):
         z, u = self._prepare(z, u)
         z_next = self._step(z)
         if u is not None:
-            z_next = z_next + ops.einsum("...k,km->...m", u, ops.cast(self.C, z.dtype))
+            z_next = z_next + matmul(u, ops.cast(self.C, z.dtype))
         return z_next
 
     def jacobian(self, z, u=None):

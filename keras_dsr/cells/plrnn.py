@@ -25,16 +25,18 @@ of DurstewitzLab/ALRNN-DSR):
 import keras
 from keras import ops
 
+from keras_dsr.ops._tensor import matmul
 from keras_dsr.cells.base import DSRCell, _check_nonnegative_int, _check_positive_int
 
 
 def _apply(w, x):
     """``W x`` on row vectors: w [P, Q], x [..., Q] -> [..., P].
 
-    Written with einsum because keras.ops.matmul on torch computes float64
-    inputs in float32 (keras 3.15 type promotion); einsum keeps the dtype.
+    Uses the backend-native :func:`keras_dsr.ops._tensor.matmul`: keras.ops.matmul
+    on torch computes float64 inputs in float32 (keras 3.15 type promotion), and
+    torch's einsum with an ellipsis is several times slower than matmul on CPU.
     """
-    return ops.einsum("...q,pq->...p", x, w)
+    return matmul(x, ops.transpose(w))
 
 
 def _relu_mask(x):
@@ -218,13 +220,13 @@ class ShallowPLRNN(DSRCell):
         d = self._mask(z)
         w1 = self._var(self.W1, z)
         w2 = self._var(self.W2, z)
-        return ops.diag(self._var(self.a, z)) + ops.einsum("il,...l,lj->...ij", w1, d, w2)
+        return ops.diag(self._var(self.a, z)) + matmul(w1 * d[..., None, :], w2)
 
     def _jacobian_diagonal(self, z):
         d = self._mask(z)
         # P[l, i] = W1[i, l] * W2[l, i];  diag_i = a_i + sum_l d_l P[l, i].
         p = ops.transpose(self._var(self.W1, z)) * self._var(self.W2, z)
-        return self._var(self.a, z) + ops.einsum("...l,li->...i", d, p)
+        return self._var(self.a, z) + matmul(d, p)
 
     def get_config(self):
         config = super().get_config()

@@ -145,6 +145,12 @@ class DSRModel(keras.Model):
         super().compile(optimizer=optimizer, loss=ObservationMSE() if loss is None else loss,
                         **kwargs)
 
+    def get_compile_config(self):
+        return super().get_compile_config()
+
+    def compile_from_config(self, config):
+        return super().compile_from_config(config)
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if y is None:
             y = x[:, 1:]

@@ -30,6 +30,11 @@ def matmul(a, b):
     if backend == "torch":
         import torch
 
+        if b.dim() == 2 and a.dim() > 2:
+            # [..., P, Q] @ [Q, R] as one 2-D product: torch would otherwise
+            # broadcast b and run many tiny batched products (slow on CPU).
+            lead = a.shape[:-1]
+            return torch.matmul(a.reshape(-1, a.shape[-1]), b).reshape(*lead, b.shape[-1])
         return torch.matmul(a, b)
     return ops.matmul(a, b)
 

@@ -261,7 +261,8 @@ def deer_solve(
         return linear_recurrence(jac, f - jz, h0=z_init)
 
     if initial_guess is None:
-        guess = ops.broadcast_to(ops.expand_dims(z0, -2), tuple(z0.shape[:-1]) + (t, z0.shape[-1]))
+        shape = tuple(ops.shape(z0)[:-1]) + (t, z0.shape[-1])
+        guess = ops.broadcast_to(ops.expand_dims(z0, -2), shape)
     else:
         guess = ops.cast(initial_guess, dtype)
     z0_const = ops.stop_gradient(z0)

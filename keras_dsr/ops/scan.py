@@ -44,7 +44,7 @@ def _interleave(even, odd, axis):
         pad = _slice(even, axis, n_even - 1, n_even)
         odd = ops.concatenate([odd, pad], axis=axis)
     pairs = ops.stack([even, odd], axis=axis + 1)
-    shape = list(pairs.shape)
+    shape = list(ops.shape(pairs))  # dynamic where a batch dim is unknown (None)
     merged = shape[:axis] + [2 * n_even] + shape[axis + 2 :]
     out = ops.reshape(pairs, merged)
     if n_even > n_odd:

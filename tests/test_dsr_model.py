@@ -1,0 +1,251 @@
+"""GTFDEERLayer / DSRModel / alpha callbacks: values, gradients, fit, saving, errors."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import keras
+from keras import ops
+
+from conftest import BACKEND, to_np, value_and_grads
+from keras_dsr.callbacks import AdaptiveGTF, ConstantAlpha, ExponentialAlpha, LinearAlpha, set_alpha
+from keras_dsr.cells import ALRNN, PLRNN, ClippedShallowPLRNN, ShallowPLRNN
+from keras_dsr.models import DSRModel
+from keras_dsr.systems import simulate
+
+
+def lorenz_windows(n_windows=32, t=100, seed=0):
+    traj = simulate("lorenz63", 5000, seed=seed).x.astype("float32")
+    starts = np.random.default_rng(seed).integers(0, len(traj) - t, n_windows)
+    return np.stack([traj[s:s + t] for s in starts])
+
+
+def make_cell(kind, m, seed=0):
+    if kind == "plrnn":
+        return PLRNN(latent_dim=m, seed=seed)
+    if kind == "shplrnn":
+        return ShallowPLRNN(latent_dim=m, hidden_dim=16, seed=seed)
+    if kind == "clipped":
+        return ClippedShallowPLRNN(latent_dim=m, hidden_dim=16, seed=seed)
+    return ALRNN(latent_dim=m, num_relu=2, seed=seed)
+
+
+def forced_loop_numpy(cell, x, alpha, n_obs):
+    """Sequential GTF (DESIGN 2.3) with a Python loop over t: the reference."""
+    m = cell.latent_dim
+    z = np.concatenate([x[:, 0], np.zeros((x.shape[0], m - n_obs), "float32")], -1)
+    preds = []
+    for t in range(1, x.shape[1]):
+        pred = to_np(cell(ops.convert_to_tensor(z)))
+        preds.append(pred[:, :n_obs])
+        z = pred.copy()
+        z[:, :n_obs] = (1 - alpha) * pred[:, :n_obs] + alpha * x[:, t]
+    return np.stack(preds, axis=1)
+
+
+@pytest.mark.parametrize("kind, latent", [("plrnn", 3), ("shplrnn", 5), ("clipped", 3), ("alrnn", 5)])
+def test_predictions_match_sequential_loop(kind, latent):
+    x = lorenz_windows(4, 60)
+    model = DSRModel(cell=make_cell(kind, latent), alpha=0.3)
+    model.build(x.shape)
+    pred = to_np(model(x))
+    ref = forced_loop_numpy(model.cell, x, 0.3, 3)
+    np.testing.assert_allclose(pred, ref, atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["plrnn", "shplrnn", "clipped", "alrnn"])
+def test_gtf_deer_gradient_equals_sequential_bptt(kind):
+    x = lorenz_windows(4, 80)
+    grads = {}
+    for method in ("deer", "sequential"):
+        model = DSRModel(cell=make_cell(kind, 4, seed=3), alpha=0.25, method=method,
+                         latent_init="learned")
+        model.build(x.shape)
+        if method == "sequential":
+            model.set_weights(weights)
+        weights = model.get_weights()
+        fixed = [v.value for v in model.non_trainable_variables]
+        target = ops.convert_to_tensor(x[:, 1:])
+
+        def loss(*trainable, model=model, fixed=fixed):
+            pred, _ = model.stateless_call(list(trainable), fixed, ops.convert_to_tensor(x))
+            return ops.mean((pred - target) ** 2)
+
+        grads[method] = value_and_grads(loss, [v.value for v in model.trainable_variables])
+    np.testing.assert_allclose(grads["deer"][0], grads["sequential"][0], rtol=1e-5)
+    for g, r in zip(grads["deer"][1], grads["sequential"][1]):
+        assert np.max(np.abs(g - r)) <= 1e-4 * max(np.max(np.abs(r)), 1e-8)
+
+
+def test_fit_lowers_loss_and_logs_diagnostics():
+    x = lorenz_windows(64, 100)
+    keras.utils.set_random_seed(0)
+    model = DSRModel(hidden_dim=32)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    hist = model.fit(x, batch_size=16, epochs=6, verbose=0, callbacks=[ConstantAlpha(0.2)])
+    loss = hist.history["loss"]
+    assert loss[-1] < 0.5 * loss[0]
+    for key in ("alpha", "deer_iterations", "deer_fallbacks", "gtf_norm"):
+        assert key in hist.history
+    assert 1 <= hist.history["deer_iterations"][-1] <= 10
+    assert hist.history["deer_fallbacks"][-1] == 0.0
+    # Adaptive GTF: alpha starts at 1 and follows the Jacobian-norm estimate down.
+    hist = model.fit(x, batch_size=16, epochs=1, verbose=0, callbacks=[AdaptiveGTF(k=1, gamma=0.5)])
+    g = hist.history["gtf_norm"][-1]
+    assert 0.0 < hist.history["alpha"][-1] < 1.0 and g > 0
+
+
+class Recorder(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen.append(float(logs["alpha"]))
+
+
+class PerBatchAlpha(keras.callbacks.Callback):
+    def __init__(self, values):
+        super().__init__()
+        self.values = values
+        self.count = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        set_alpha(self.model, self.values[self.count])
+        self.count += 1
+
+
+def test_train_step_sees_each_new_alpha():
+    x = lorenz_windows(40, 30)
+    values = [round(v, 3) for v in np.linspace(0.95, 0.05, 10)]
+    model = DSRModel(hidden_dim=8)
+    model.compile(optimizer="adam")
+    rec = Recorder()
+    model.fit(x, batch_size=8, epochs=2, verbose=0, callbacks=[PerBatchAlpha(values), rec])
+    np.testing.assert_allclose(rec.seen, values, atol=1e-6)
+    assert abs(model.alpha - values[-1]) < 1e-6
+
+
+@pytest.mark.parametrize(
+    "schedule, expected",
+    [
+        (ConstantAlpha(0.4), [0.4] * 6),
+        (LinearAlpha(1.0, 0.5, decay_steps=4), [1.0, 0.875, 0.75, 0.625, 0.5, 0.5]),
+        (ExponentialAlpha(0.9, 0.1, decay_rate=0.5, decay_steps=1),
+         [0.1 + 0.8 * 0.5 ** k for k in range(6)]),
+    ],
+)
+def test_schedules_reach_the_train_step(schedule, expected):
+    x = lorenz_windows(12, 30)
+    model = DSRModel(hidden_dim=8)
+    model.compile(optimizer="adam")
+    rec = Recorder()
+    model.fit(x, batch_size=4, epochs=2, verbose=0, callbacks=[schedule, rec])
+    np.testing.assert_allclose(rec.seen, expected, atol=1e-6)
+
+
+def test_adaptive_rule():
+    cb = AdaptiveGTF(k=5, gamma=0.999, alpha_0=1.0)
+    assert cb.update(2.0) == pytest.approx(0.999 * 1.0 + 0.001 * 0.5)
+    cb.alpha = 0.1
+    assert cb.update(4.0) == pytest.approx(0.75)  # an increase is taken at once
+    assert cb.update(0.5) == pytest.approx(0.999 * 0.75)  # G < 1: estimate 0
+
+
+def test_weak_forcing_falls_back_and_is_logged():
+    x = lorenz_windows(8, 60)
+    model = DSRModel(cell=PLRNN(latent_dim=3, seed=1), alpha=0.0, solver_options={"max_iter": 1})
+    model.build(x.shape)
+    ref = DSRModel(cell=PLRNN(latent_dim=3, seed=1), alpha=0.0, method="sequential")
+    ref.build(x.shape)
+    ref.set_weights(model.get_weights())
+    np.testing.assert_allclose(to_np(model(x)), to_np(ref(x)), atol=1e-5, rtol=1e-5)
+    model.compile(optimizer="adam")
+    hist = model.fit(x, batch_size=8, epochs=1, verbose=0)
+    assert hist.history["deer_fallbacks"][-1] == 1.0
+
+
+def test_generate_matches_cell_loop():
+    x = lorenz_windows(2, 20)
+    model = DSRModel(hidden_dim=16, latent_dim=4, latent_init="learned")
+    model.build(x.shape)
+    obs, latent = model.generate(x[:, 0], 50, return_latent=True)
+    z = to_np(model.gtf.initial_state(ops.convert_to_tensor(x[:, 0])))
+    for t in range(50):
+        z = to_np(model.cell(ops.convert_to_tensor(z)))
+        np.testing.assert_allclose(latent[:, t], z, atol=1e-5, rtol=1e-5)
+    np.testing.assert_array_equal(obs, latent[..., :3])
+    assert model.generate(x[0, 0], 7).shape == (7, 3)
+
+
+def test_save_load_round_trip(tmp_path):
+    x = lorenz_windows(16, 40)
+    model = DSRModel(hidden_dim=8, regularizers=[], alpha=0.5)
+    model.compile(optimizer="adam")
+    model.fit(x, batch_size=8, epochs=1, verbose=0, callbacks=[ConstantAlpha(0.3)])
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(model.generate(x[:, 0], 100), loaded.generate(x[:, 0], 100))
+    assert loaded.alpha == pytest.approx(0.3)
+    np.testing.assert_allclose(to_np(loaded(x)), to_np(model(x)), atol=1e-6)
+
+
+CROSS = """
+import sys, numpy as np, keras, keras_dsr
+m = keras.saving.load_model(sys.argv[1], safe_mode=True)
+np.save(sys.argv[3], m.generate(np.load(sys.argv[2]), 200))
+"""
+
+
+@pytest.mark.slow
+def test_saved_under_one_backend_loads_under_the_others(tmp_path):
+    if BACKEND != "jax":
+        pytest.skip("run once, from the JAX test session (it starts the other backends)")
+    x = lorenz_windows(16, 40)
+    model = DSRModel(hidden_dim=8)
+    model.compile(optimizer="adam")
+    model.fit(x, batch_size=8, epochs=1, verbose=0)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    np.save(tmp_path / "x0.npy", x[:, 0])
+    ref = model.generate(x[:, 0], 200)
+    for other in ("tensorflow", "torch"):
+        out = tmp_path / f"{other}.npy"
+        env = dict(os.environ, KERAS_BACKEND=other)
+        proc = subprocess.run([sys.executable, "-c", CROSS, path, str(tmp_path / "x0.npy"), str(out)],
+                              env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        np.testing.assert_allclose(np.load(out), ref, atol=1e-4, rtol=1e-4)
+
+
+def test_bad_input():
+    model = DSRModel(hidden_dim=8)
+    model.compile(optimizer="adam")
+    x = lorenz_windows(4, 20)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        bad = x.copy()
+        bad[1, 3, 2] = np.nan
+        model.fit(bad, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="at least 2 steps"):
+        model.fit(x[:, :1], epochs=1, verbose=0)
+    with pytest.raises(TypeError, match="floating-point"):
+        model.fit(x.astype("int32"), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"\[batch, time, features\]"):
+        model.fit(x[0], epochs=1, verbose=0)
+    model.fit(x, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="features"):
+        model.fit(x[..., :2], epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="`alpha`"):
+        DSRModel(alpha=1.5)
+    with pytest.raises(ValueError, match="`alpha`"):
+        set_alpha(model, -0.1)
+    with pytest.raises(ValueError, match="`x0`"):
+        model.generate(np.zeros((2, 4), "float32"), 10)
+    with pytest.raises(ValueError, match="`steps`"):
+        model.generate(x[:, 0], 0)
+    with pytest.raises(ValueError, match="N <= M"):
+        DSRModel(latent_dim=2).build((None, 10, 3))
