@@ -2,3 +2,4 @@
 
 from keras_dsr.layers.parallel_scan_rnn import ParallelScanRNN
 from keras_dsr.layers.gtf_deer import GTFDEERLayer
+from keras_dsr.layers.deer import DEERLayer

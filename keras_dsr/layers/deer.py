@@ -1,0 +1,368 @@
+"""``DEERLayer``: a recurrent layer evaluated in parallel along time by DEER.
+
+A drop-in for ``keras.layers.RNN(cell, return_sequences=True)``: the same cell, the
+same outputs (to float tolerance), but the recurrence ``z_t = F(z_{t-1}, u_t)`` is
+solved for all t at once by Newton's method over parallel scans
+(:func:`keras_dsr.ops.deer_solve`, DESIGN.md 2.2) instead of a loop of T steps.
+Gradients are the implicit-function-theorem ones, equal to BPTT's.
+
+The cell is either a Keras RNN cell (wrapped in
+:class:`keras_dsr.cells.keras_adapter.KerasCellAdapter`, states concatenated into
+one vector, Jacobians by autodiff) or a keras_dsr :class:`DSRCell` (used directly,
+with its analytic Jacobian; its output is its state).
+"""
+
+import keras
+from keras import ops
+
+from keras_dsr.cells.base import DSRCell
+from keras_dsr.cells.keras_adapter import KerasCellAdapter, check_keras_cell
+from keras_dsr.ops.newton import METHODS, deer_solve, sequential_solve
+
+_NAME = "DEERLayer"
+
+
+def _in_untracked_jax_trace(value):
+    """True for a JAX tracer outside a Keras StatelessScope.
+
+    Assigning it to a variable would leak the tracer out of ``jax.jit``; inside a
+    StatelessScope (``stateless_call``, ``model.fit``) Keras collects the update.
+    """
+    if keras.backend.backend() != "jax":
+        return False
+    import jax
+
+    if not isinstance(value, jax.core.Tracer):
+        return False
+    try:
+        from keras.src.backend.common.stateless_scope import in_stateless_scope
+    except ImportError:  # pragma: no cover - keras internals moved
+        return True
+    return not in_stateless_scope()
+
+
+def _check_tolerance(value, name):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{_NAME}: `{name}` must be a positive number or None, got {value!r}.")
+    return float(value)
+
+
+@keras.saving.register_keras_serializable(package="keras_dsr")
+class DEERLayer(keras.layers.Layer):
+    """Recurrent layer solved in parallel along time by DEER (Newton over scans).
+
+    Computes the same as ``keras.layers.RNN(cell, return_sequences=...,
+    return_state=...)`` with zero (or given) initial states, for inputs ``[B, T, D]``.
+
+    Args:
+        cell: a Keras RNN cell (``keras.layers.GRUCell``, ``LSTMCell``,
+            ``SimpleRNNCell``, or any layer with ``state_size`` and
+            ``call(inputs, states, training=...)``; wrapped in
+            :class:`KerasCellAdapter`) or a keras_dsr ``DSRCell`` (analytic
+            Jacobian; outputs are its states; its ``input_dim`` must equal D).
+            Cells with dropout are rejected.
+        method: ``"deer"`` (dense Jacobians), ``"quasi"`` (diagonal Jacobians),
+            ``"damped"`` (norm-clipped Jacobians) or ``"sequential"`` (compiled
+            loop); see :func:`keras_dsr.ops.deer_solve`.
+        return_sequences: return all outputs ``[B, T, units]`` (default) or only the
+            last ``[B, units]``.
+        return_state: also return the final states, as ``keras.layers.RNN`` does:
+            ``output, *states`` (``output, h`` for GRU/SimpleRNN, ``output, h, c``
+            for LSTM, ``output, z`` for a DSRCell).
+        atol, rtol, max_iter: Newton stopping rule (defaults of ``deer_solve``).
+        **kwargs: ``keras.layers.Layer`` arguments (``name``, ``dtype``, ...).
+
+    Call arguments:
+        inputs: ``[B, T, D]``.
+        initial_state: None (zeros, like ``keras.layers.RNN``) or the cell's states
+            as a list of tensors (``[h0, c0]`` for LSTM), or one tensor.
+        training: passed to a Keras cell.
+
+    Diagnostics of the last call (non-trainable int32 scalar variables, updated in
+    ``call`` and in ``model.fit``): ``iterations`` (Newton iterations) and
+    ``fell_back`` (1 if the solve failed and the sequential result was used).
+    (Under a bare ``jax.jit`` without ``stateless_call`` they are not updated.)
+
+    Notes:
+        The sequence length T must be known when the computation is traced
+        (``keras.Input(shape=(T, D))``); on TensorFlow an unknown T is computed by a
+        sequential loop, and an unknown batch size by one Newton solve per sample.
+
+    Example:
+        >>> layer = DEERLayer(keras.layers.GRUCell(8))
+        >>> y = layer(keras.random.normal((2, 100, 3)))   # [2, 100, 8]
+        >>> int(layer.iterations)                        # Newton iterations used
+    """
+
+    def __init__(
+        self,
+        cell,
+        method="deer",
+        return_sequences=True,
+        return_state=False,
+        atol=None,
+        rtol=None,
+        max_iter=None,
+        **kwargs,
+    ):
+        if isinstance(cell, dict):
+            cell = keras.saving.deserialize_keras_object(cell)
+        if isinstance(cell, (DSRCell, KerasCellAdapter)):
+            wrapped, auto_wrapped = cell, False
+        else:
+            check_keras_cell(cell, where=_NAME, name="cell")
+            wrapped, auto_wrapped = KerasCellAdapter(cell), True
+        if method not in METHODS:
+            raise ValueError(f"{_NAME}: `method` must be one of {METHODS}, got {method!r}.")
+        for flag, value in (("return_sequences", return_sequences), ("return_state", return_state)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{_NAME}: `{flag}` must be a bool, got {value!r}.")
+        if max_iter is not None and (
+            isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1
+        ):
+            raise ValueError(f"{_NAME}: `max_iter` must be a positive integer or None, got {max_iter!r}.")
+        super().__init__(**kwargs)
+        self.cell = wrapped
+        self._auto_wrapped = auto_wrapped
+        self.method = method
+        self.return_sequences = return_sequences
+        self.return_state = return_state
+        self.atol = _check_tolerance(atol, "atol")
+        self.rtol = _check_tolerance(rtol, "rtol")
+        self.max_iter = max_iter
+        self._is_dsr = isinstance(wrapped, DSRCell)
+        self.iterations = None
+        self.fell_back = None
+
+    # ----------------------------------------------------------------- sizes
+    @property
+    def state_size(self):
+        """M, the size of the flat state vector solved for."""
+        return self.cell.state_size
+
+    @property
+    def output_size(self):
+        return self.cell.output_size
+
+    @property
+    def state_sizes(self):
+        """Sizes of the states returned with ``return_state`` (flat list)."""
+        return [self.cell.latent_dim] if self._is_dsr else self.cell.state_sizes
+
+    # ----------------------------------------------------------------- build
+    def _check_inputs_shape(self, shape):
+        if shape is None or len(shape) != 3:
+            raise ValueError(
+                f"{_NAME}: `inputs` must have shape [batch, time, features] (rank 3), got "
+                f"shape {None if shape is None else tuple(shape)}."
+            )
+        d = shape[-1]
+        if self._is_dsr and d is not None and d != self.cell.input_dim:
+            raise ValueError(
+                f"{_NAME}: the last dim of `inputs` ({d}) must equal the DSRCell's "
+                f"input_dim={self.cell.input_dim}; construct the cell with input_dim={d}."
+            )
+
+    def build(self, inputs_shape, initial_state_shape=None):
+        inputs_shape = None if inputs_shape is None else tuple(inputs_shape)
+        self._check_inputs_shape(inputs_shape)
+        m = self.state_size
+        if not self.cell.built:
+            u_shape = (None, inputs_shape[-1])
+            if self._is_dsr:
+                self.cell.build((None, m), u_shape if self.cell.input_dim > 0 else None)
+            else:
+                self.cell.build((None, m), u_shape)
+        self.iterations = self.add_weight(
+            shape=(), dtype="int32", initializer="zeros", trainable=False, name="iterations"
+        )
+        self.fell_back = self.add_weight(
+            shape=(), dtype="int32", initializer="zeros", trainable=False, name="fell_back"
+        )
+        self.built = True
+
+    # ------------------------------------------------------------ the solve
+    def _initial_z(self, inputs, initial_state):
+        sizes = self.state_sizes
+        if initial_state is None:
+            batch = ops.shape(inputs)[0]
+            if not self._is_dsr and hasattr(self.cell.cell, "get_initial_state"):
+                states = self.cell.cell.get_initial_state(batch_size=batch)
+                return ops.cast(self.cell.join_states(states), self.compute_dtype)
+            return ops.zeros((batch, sum(sizes)), dtype=self.compute_dtype)
+        flat = keras.tree.flatten(initial_state) if keras.tree.is_nested(initial_state) else [initial_state]
+        if len(flat) != len(sizes):
+            raise ValueError(
+                f"{_NAME}: `initial_state` must hold {len(sizes)} tensor(s) of shapes "
+                f"{[(None, s) for s in sizes]} (the cell's states), got {len(flat)}."
+            )
+        flat = [ops.convert_to_tensor(s, dtype=self.compute_dtype) for s in flat]
+        for i, (s, size) in enumerate(zip(flat, sizes)):
+            if len(s.shape) != 2 or (s.shape[-1] is not None and s.shape[-1] != size):
+                raise ValueError(
+                    f"{_NAME}: `initial_state`[{i}] must have shape [batch, {size}], got "
+                    f"shape {tuple(s.shape)}."
+                )
+        return flat[0] if len(flat) == 1 else ops.concatenate(flat, axis=-1)
+
+    def _functions(self, training):
+        """``step_fn(z, u)`` and ``jacobian_fn`` for the solver."""
+        if self._is_dsr:
+            cell = self.cell
+
+            def step_fn(z, u):
+                return cell(z, u)
+
+            return step_fn, (lambda z, u: cell.jacobian(z, u))
+        adapter = self.cell
+
+        def step_fn(z, u):
+            return adapter.step(z, u, training=training)[1]
+
+        return step_fn, None
+
+    def _solve(self, z0, inputs, training):
+        """``(z [B, T, M], iterations, fell_back)`` for ``z0`` [B, M], ``inputs`` [B, T, D]."""
+        step_fn, jacobian_fn = self._functions(training)
+        u = inputs if inputs.shape[-1] != 0 else None
+        t = inputs.shape[1]
+        if keras.backend.backend() == "tensorflow" and (t is None or inputs.shape[0] is None):
+            return self._solve_tf_dynamic(step_fn, jacobian_fn, z0, inputs, u)
+        z, info = deer_solve(
+            step_fn,
+            z0,
+            u,
+            length=t,
+            jacobian_fn=jacobian_fn,
+            method=self.method,
+            atol=self.atol,
+            rtol=self.rtol,
+            max_iter=self.max_iter,
+        )
+        return z, info["iterations"], info["fell_back"]
+
+    def _solve_tf_dynamic(self, step_fn, jacobian_fn, z0, inputs, u):
+        """TensorFlow graphs traced with an unknown batch size or length.
+
+        The parallel scans need static shapes. With an unknown length no parallel
+        scan can be built: the recurrence runs as a sequential ``tf.scan``. With
+        an unknown batch size (``model.fit`` on a ``tf.data`` pipeline) each sample
+        is solved on its own by ``tf.map_fn``, where all shapes are static.
+        """
+        import tensorflow as tf
+
+        zero = tf.constant(0, "int32")
+        if inputs.shape[1] is None:
+            xs = tf.transpose(inputs, (1, 0, 2))
+
+            def body(z, x):
+                return step_fn(z, x if u is not None else None)
+
+            z = tf.transpose(tf.scan(body, xs, initializer=z0), (1, 0, 2))
+            return z, zero, tf.constant(False)
+        t, m = inputs.shape[1], z0.shape[-1]
+
+        def one(args):
+            z0_b, x_b = args
+            z_b, info = deer_solve(
+                step_fn,
+                z0_b,
+                x_b if u is not None else None,
+                length=t,
+                jacobian_fn=jacobian_fn,
+                method=self.method,
+                atol=self.atol,
+                rtol=self.rtol,
+                max_iter=self.max_iter,
+            )
+            return z_b, info["iterations"], info["fell_back"]
+
+        z, its, fb = tf.map_fn(
+            one,
+            (z0, inputs),
+            fn_output_signature=(
+                tf.TensorSpec((t, m), z0.dtype),
+                tf.TensorSpec((), tf.int32),
+                tf.TensorSpec((), tf.bool),
+            ),
+        )
+        return z, tf.reduce_max(tf.concat([its, [0]], 0)), tf.reduce_any(fb)
+
+    # ------------------------------------------------------------------ call
+    def call(self, inputs, initial_state=None, training=None):
+        inputs = ops.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        self._check_inputs_shape(tuple(inputs.shape))
+        z0 = self._initial_z(inputs, initial_state)
+        z, iterations, fell_back = self._solve(z0, inputs, training)
+        z = ops.cast(z, self.compute_dtype)
+        self._record(iterations, fell_back)
+
+        if self._is_dsr:
+            outputs = z if self.return_sequences else z[:, -1]
+            states = [z[:, -1]]
+        else:
+            # The cell's outputs from the previous states, in one vectorised call.
+            if self.return_sequences:
+                z_prev = ops.concatenate([z0[:, None, :], z[:, :-1, :]], axis=1)
+                outputs = self.cell.step(z_prev, inputs, training=training)[0]
+            else:
+                t = z.shape[1]
+                if t is None:  # TensorFlow, unknown length
+                    z_prev = ops.concatenate([z0[:, None, :], z[:, :-1, :]], axis=1)[:, -1]
+                else:
+                    z_prev = z0 if t == 1 else z[:, -2, :]
+                outputs = self.cell.step(z_prev, inputs[:, -1, :], training=training)[0]
+            states = self.cell.split_states(z[:, -1])
+        outputs = ops.cast(outputs, self.compute_dtype)
+        if self.return_state:
+            return (outputs, *states)
+        return outputs
+
+    def _record(self, iterations, fell_back):
+        if self.iterations is None:
+            return
+        values = (ops.cast(iterations, "int32"), ops.cast(fell_back, "int32"))
+        if any(_in_untracked_jax_trace(v) for v in values):
+            return
+        if keras.backend.backend() == "torch":
+            values = tuple(v.detach() for v in values)
+        self.iterations.assign(values[0])
+        self.fell_back.assign(values[1])
+
+    def compute_output_shape(self, inputs_shape, initial_state_shape=None):
+        batch, t = inputs_shape[0], inputs_shape[1]
+        units = self.output_size
+        out = (batch, t, units) if self.return_sequences else (batch, units)
+        if not self.return_state:
+            return out
+        if self._is_dsr:
+            return (out, (batch, self.state_size))
+        shapes = keras.tree.pack_sequence_as(
+            self.cell._structure, [(batch, s) for s in self.cell.state_sizes]
+        )
+        return (out, *shapes)
+
+    # ---------------------------------------------------------------- config
+    def get_config(self):
+        config = super().get_config()
+        cell = self.cell.cell if self._auto_wrapped else self.cell
+        config.update(
+            {
+                "cell": keras.saving.serialize_keras_object(cell),
+                "method": self.method,
+                "return_sequences": self.return_sequences,
+                "return_state": self.return_state,
+                "atol": self.atol,
+                "rtol": self.rtol,
+                "max_iter": self.max_iter,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["cell"] = keras.saving.deserialize_keras_object(config["cell"])
+        return cls(**config)
