@@ -80,34 +80,6 @@ def _check_positive_int(value, name):
     return int(value)
 
 
-def _keras_scan_recurrence(a, b, h0, dense):
-    """Same result as ``linear_recurrence(a, b, h0)`` via ``keras.ops.associative_scan``.
-
-    TensorFlow only: used when a static dimension is unknown (``None``, e.g. the
-    batch axis while ``model.fit`` traces its step function): there the library scan
-    needs fully static shapes, while the Keras op handles dynamic ones. See
-    ``_solve_recurrence``.
-    """
-
-    def combine(earlier, later):
-        a1, b1 = earlier
-        a2, b2 = later
-        if dense:
-            return ops.matmul(a2, a1), ops.matmul(a2, b1[..., None])[..., 0] + b2
-        return a2 * a1, a2 * b1 + b2
-
-    if h0 is not None:
-        a_first = a[:, :, :1] if dense else a[:, :1]
-        h0e = h0[:, :, None, :] if dense else h0[:, None, :]
-        extra = ops.matmul(a_first, h0e[..., None])[..., 0] if dense else a_first * h0e
-        b = ops.concatenate([b[..., :1, :] + extra, b[..., 1:, :]], axis=-2)
-    time_axis = len(b.shape) - 2
-    _, h = ops.associative_scan(combine, (a, b), axis=time_axis)
-    import tensorflow as tf
-
-    return tf.ensure_shape(h, b.shape)  # the Keras op may lose the static rank
-
-
 def _sequential_recurrence(a, b, h0, dense):
     """Same result as ``linear_recurrence(a, b, h0)`` by a sequential ``tf.scan``.
 
@@ -134,16 +106,12 @@ def _sequential_recurrence(a, b, h0, dense):
 def _solve_recurrence(a, b, h0, dense):
     """``h_t = a_t h_{t-1} + b_t`` by :func:`keras_dsr.ops.linear_recurrence`.
 
-    Isolated backend dispatch for TensorFlow graphs traced with unknown (None)
-    static dimensions, which the library scan cannot handle: an unknown batch axis
-    (as in ``model.fit``) goes through ``keras.ops.associative_scan`` (same
-    composition rule, dynamic shapes, still parallel); an unknown time axis through
-    a sequential ``keras.ops.scan``.
+    Isolated backend dispatch: a TensorFlow graph traced with an unknown (None)
+    length of the time axis cannot be scanned in parallel; it runs the same
+    recurrence sequentially (``tf.scan``). Unknown batch axes are fine.
     """
-    if keras.backend.backend() == "tensorflow" and any(d is None for d in b.shape):
-        if b.shape[-2] is None:
-            return _sequential_recurrence(a, b, h0, dense)
-        return _keras_scan_recurrence(a, b, h0, dense)
+    if keras.backend.backend() == "tensorflow" and b.shape[-2] is None:
+        return _sequential_recurrence(a, b, h0, dense)
     return linear_recurrence(a, b, h0=h0)
 
 
