@@ -81,7 +81,8 @@ def lyapunov_max_dde(system, time=5000.0, transient=None, seed=0, rtol=1e-8, ato
     rng = np.random.default_rng(seed)
     x_hist = system.x0(p) + 0.01 * rng.standard_normal(D)
     # burn-in: start on the attractor
-    x0 = integrate_dde(system, x_hist, np.array([0.0, system.burn_in]))[-1]
+    x0 = integrate_dde(system, x_hist, np.array([0.0, system.burn_in]), rtol=rtol,
+                       atol=atol)[-1]
     transient = max(10 * tau, 0.1 * time) if transient is None else float(transient)
     n_tr = int(np.ceil(transient / tau))
     n_avg = int(np.ceil(time / tau))
