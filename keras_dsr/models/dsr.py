@@ -154,6 +154,8 @@ class DSRModel(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if y is None:
             y = x[:, 1:]
+        elif y.shape[1] is not None and y.shape[1] == x.shape[1]:
+            y = y[:, 1:]  # targets aligned with the inputs (e.g. (x, x) windows)
         loss = super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
                                     training=training)
         for reg in self.regularizers:
