@@ -121,7 +121,7 @@ class PerBatchAlpha(keras.callbacks.Callback):
 def test_train_step_sees_each_new_alpha():
     x = lorenz_windows(40, 30)
     values = [round(v, 3) for v in np.linspace(0.95, 0.05, 10)]
-    model = DSRModel(hidden_dim=8)
+    model = DSRModel(hidden_dim=8, alpha=1.0)
     model.compile(optimizer="adam")
     rec = Recorder()
     model.fit(x, batch_size=8, epochs=2, verbose=0, callbacks=[PerBatchAlpha(values), rec])
@@ -145,6 +145,17 @@ def test_schedules_reach_the_train_step(schedule, expected):
     rec = Recorder()
     model.fit(x, batch_size=4, epochs=2, verbose=0, callbacks=[schedule, rec])
     np.testing.assert_allclose(rec.seen, expected, atol=1e-6)
+
+
+def test_default_model_anneals_alpha_adaptively():
+    x = lorenz_windows(48, 30)
+    model = DSRModel(hidden_dim=8)  # alpha="adaptive": AdaptiveGTF added by fit
+    model.compile(optimizer="adam")
+    rec = Recorder()
+    model.fit(x, batch_size=8, epochs=1, verbose=0, callbacks=[rec])
+    assert rec.seen[:5] == [1.0] * 5  # alpha_0 = 1, first update after k = 5 batches
+    assert rec.seen[5] < 1.0
+    assert model.get_config()["alpha"] == "adaptive"
 
 
 def test_adaptive_rule():

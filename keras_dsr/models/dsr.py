@@ -61,7 +61,10 @@ class DSRModel(keras.Model):
         cell: the latent model; default a clipped shPLRNN with ``latent_dim``
             (default: N, the number of observed features) and ``hidden_dim`` units.
         latent_dim, hidden_dim: sizes of the default cell (ignored with ``cell``).
-        alpha: initial GTF forcing in [0, 1] (1 = classical teacher forcing).
+        alpha: ``"adaptive"`` (default: start at 1 and, when ``fit`` is given no
+            alpha callback, anneal with :class:`~keras_dsr.callbacks.AdaptiveGTF`
+            and the lab's defaults) or a fixed initial forcing in [0, 1]
+            (1 = classical teacher forcing; set later by your own callbacks).
         method: ``"deer"`` (default), ``"quasi"``, ``"damped"`` or ``"sequential"``
             (BPTT with GTF; same gradients).
         latent_init: ``"zeros"`` or ``"learned"`` initial unobserved units.
@@ -70,19 +73,22 @@ class DSRModel(keras.Model):
             :class:`~keras_dsr.regularizers.ManifoldAttractorRegularization`).
         solver_options: dict of ``atol``, ``rtol``, ``max_iter`` for DEER.
 
-    Example:
+    Example (the lab's Lorenz-63 recipe: clipped shPLRNN, adaptive GTF):
         >>> model = DSRModel(hidden_dim=100)
         >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
-        >>> model.fit(windows, epochs=10, callbacks=[keras_dsr.callbacks.AdaptiveGTF()])
+        >>> model.fit(windows, epochs=10)
         >>> traj = model.generate(x0, steps=10_000)       # [1, 10000, N]
     """
 
-    def __init__(self, cell=None, latent_dim=None, hidden_dim=100, alpha=1.0, method="deer",
+    def __init__(self, cell=None, latent_dim=None, hidden_dim=100, alpha="adaptive", method="deer",
                  latent_init="zeros", alpha_estimator="product_upper_bound",
                  regularizers=None, solver_options=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(cell, dict):
             cell = keras.saving.deserialize_keras_object(cell)
+        self.adaptive = alpha == "adaptive"
+        if self.adaptive:
+            alpha = 1.0
         _check_alpha(alpha)
         if latent_dim is not None and (not isinstance(latent_dim, int) or latent_dim < 1):
             raise ValueError(f"`latent_dim` must be a positive int or None, got {latent_dim!r}.")
@@ -175,6 +181,12 @@ class DSRModel(keras.Model):
             shape = x.shape
         if not self.built:  # build eagerly: weight initialisers must not run under tracing
             self.build((None,) + tuple(shape[1:]))
+        if self.adaptive:
+            from keras_dsr.callbacks.gtf import AdaptiveGTF, AlphaSchedule
+
+            callbacks = list(kwargs.get("callbacks") or [])
+            if not any(isinstance(c, (AdaptiveGTF, AlphaSchedule)) for c in callbacks):
+                kwargs["callbacks"] = callbacks + [AdaptiveGTF()]
         return super().fit(x, y, *args, **kwargs)
 
     @property
@@ -227,7 +239,8 @@ class DSRModel(keras.Model):
         config = super().get_config()
         config.update(
             cell=None if self.cell is None else keras.saving.serialize_keras_object(self.cell),
-            latent_dim=self.latent_dim, hidden_dim=self.hidden_dim, alpha=self.initial_alpha,
+            latent_dim=self.latent_dim, hidden_dim=self.hidden_dim,
+            alpha="adaptive" if self.adaptive else self.initial_alpha,
             method=self.method, latent_init=self.latent_init,
             alpha_estimator=self.alpha_estimator,
             regularizers=[keras.saving.serialize_keras_object(r) for r in self.regularizers],
