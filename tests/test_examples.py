@@ -1,0 +1,32 @@
+"""The examples run end to end in their smoke mode (CI)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import BACKEND
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.slow
+def test_train_lorenz63_smoke():
+    if BACKEND != "jax":
+        pytest.skip("the example runs once, in the JAX session")
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "train_lorenz63.py"),
+                           "--smoke"], env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "D_stsp =" in proc.stdout and "D_H =" in proc.stdout
+
+
+@pytest.mark.slow
+def test_cli_demo_smoke():
+    if BACKEND != "jax":
+        pytest.skip("the demo runs once, in the JAX session")
+    proc = subprocess.run([sys.executable, "-m", "keras_dsr.cli", "demo", "--steps", "2000",
+                           "--repeats", "1"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "result: OK" in proc.stdout
