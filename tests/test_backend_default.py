@@ -34,3 +34,17 @@ def test_environment_variable_is_respected(tmp_path):
 def test_keras_json_is_respected(tmp_path):
     (tmp_path / "keras.json").write_text(json.dumps({"backend": "torch"}))
     assert _run({}, tmp_path) == "torch"
+
+
+def test_choose_backend_rules():
+    from keras_dsr._backend import choose_backend
+
+    nothing = lambda name: False  # noqa: E731
+    everything = lambda name: True  # noqa: E731
+    assert choose_backend("torch", "tensorflow", everything) == "torch"
+    assert choose_backend(None, "tensorflow", everything) == "tensorflow"
+    # Keras writes "tensorflow" into keras.json on first import: without TF installed
+    # that entry would make `import keras` fail, so JAX is used instead.
+    assert choose_backend(None, "tensorflow", nothing) == "jax"
+    assert choose_backend(None, None, everything) == "jax"
+    assert choose_backend("", None, everything) == "jax"
