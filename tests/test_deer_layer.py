@@ -240,6 +240,17 @@ def test_adapter_map_output_and_jacobian(cells):
     assert jac.shape == (2, 5, 6, 6)
     np.testing.assert_allclose(jac, want, atol=1e-5)
     np.testing.assert_allclose(to_np(simple.jacobian_diagonal(z, u)), np.diagonal(want, 0, -2, -1), atol=1e-5)
+    # A cell with nested states: StackedRNNCells([GRU(3), LSTM(2)]), z = [h1, h2, c2].
+    stacked_cell = keras.layers.StackedRNNCells([keras.layers.GRUCell(3), keras.layers.LSTMCell(2)])
+    stacked = KerasCellAdapter(stacked_cell)
+    z = rng.normal(size=(4, 7)).astype("float32")
+    states = stacked.split_states(z)
+    assert [[s.shape[-1] for s in group] for group in states] == [[3], [2, 2]]
+    np.testing.assert_allclose(to_np(stacked.join_states(states)), z)
+    y, new = stacked_cell(u[0, :4], states)
+    np.testing.assert_allclose(to_np(stacked(z, u[0, :4])),
+                               np.concatenate([to_np(a) for a in keras.tree.flatten(new)], -1), atol=1e-6)
+    np.testing.assert_allclose(to_np(stacked.output(z, u[0, :4])), to_np(y), atol=1e-6)
     # Serialisation: the wrapped cell comes back with the same config.
     clone = KerasCellAdapter.from_config(lstm.get_config())
     assert isinstance(clone.cell, keras.layers.LSTMCell)

@@ -76,7 +76,8 @@ class KerasCellAdapter(keras.layers.Layer):
         ``call(z, u)``: ``z`` [..., M], ``u`` [..., K] -> next state [..., M].
         ``output(z_prev, u)``: the cell's step output [..., output_size] (``h`` for
             the standard cells).
-        ``step(z_prev, u)``: both at once, ``(output, z_next)``.
+        ``step(z_prev, u)``: both at once, ``(output, z_next)``;
+            ``step_states(z_prev, u)``: ``(output, new_states)`` as the cell returns them.
         ``split_states(z)`` / ``join_states(states)``: between the flat vector and
             the cell's own (possibly nested) list of state tensors.
         ``jacobian(z, u)``: ``dF/dz`` [..., M, M] by autodiff;
@@ -108,8 +109,34 @@ class KerasCellAdapter(keras.layers.Layer):
         super().__init__(**kwargs)
         self.cell = cell
         self._structure, self._sizes = _flat_state_sizes(cell.state_size, "KerasCellAdapter")
+        self._structure = self._initial_state_structure(cell) or self._structure
         out = getattr(cell, "output_size", None)
         self._output_size = int(out) if isinstance(out, int) and not isinstance(out, bool) else self._sizes[0]
+
+    def _initial_state_structure(self, cell):
+        """Nesting of the cell's own initial states (what keras.layers.RNN feeds it).
+
+        E.g. ``[[3], [2, 2]]`` for ``StackedRNNCells([GRUCell(3), LSTMCell(2)])``,
+        where ``state_size`` says ``[3, [2, 2]]``. None if the cell has no
+        ``get_initial_state`` or its sizes disagree with ``state_size``.
+        """
+        get = getattr(cell, "get_initial_state", None)
+        if get is None:
+            return None
+        try:
+            init = get(batch_size=1)
+        except Exception:  # a custom cell with another signature: use state_size
+            return None
+        if not keras.tree.is_nested(init):
+            init = [init]
+
+        def plain(x):
+            if keras.tree.is_nested(x):
+                return [plain(e) for e in x]
+            return int(x.shape[-1])
+
+        structure = plain(list(init))
+        return structure if keras.tree.flatten(structure) == self._sizes else None
 
     # ----------------------------------------------------------------- sizes
     @property
@@ -154,7 +181,14 @@ class KerasCellAdapter(keras.layers.Layer):
         for size in self._sizes:
             parts.append(z[..., start : start + size])
             start += size
-        return keras.tree.pack_sequence_as(self._structure, parts)
+        parts = iter(parts)
+
+        def pack(structure):  # plain (nested) lists, like the cell's state_size
+            if isinstance(structure, int):
+                return next(parts)
+            return [pack(s) for s in structure]
+
+        return pack(self._structure)
 
     def join_states(self, states):
         """The cell's (nested) list of state tensors -> flat ``z`` [..., M]."""
@@ -177,6 +211,15 @@ class KerasCellAdapter(keras.layers.Layer):
     # ------------------------------------------------------------------- map
     def step(self, z, u, training=None):
         """``(output [..., output_size], z_next [..., M])`` for ``z`` [..., M], ``u`` [..., K]."""
+        out, new_states = self.step_states(z, u, training=training)
+        return out, self.join_states(new_states)
+
+    def step_states(self, z, u, training=None):
+        """``(output, new_states)``: the cell's own return values, leading dims restored.
+
+        ``new_states`` keeps the structure the cell returns (e.g. ``[h, c]`` for
+        LSTM, ``[h]`` for GRU), each tensor ``[..., size_i]``.
+        """
         if u is None:
             raise ValueError("KerasCellAdapter: the input `u` [..., K] is required.")
         z = ops.convert_to_tensor(z, dtype=self.compute_dtype)
@@ -196,10 +239,9 @@ class KerasCellAdapter(keras.layers.Layer):
         if self.cell._call_has_training_arg:
             kwargs["training"] = bool(training) if training is not None else False
         out, new_states = self.cell(ops.reshape(u, (-1, k)), states, **kwargs)
-        z_next = self.join_states(new_states)
-        out = ops.reshape(out, lead + (out.shape[-1],))
-        z_next = ops.reshape(ops.cast(z_next, z.dtype), lead + (m,))
-        return ops.cast(out, z.dtype), z_next
+        self.join_states(new_states)  # validates the sizes
+        restore = lambda x: ops.reshape(ops.cast(x, z.dtype), lead + (x.shape[-1],))  # noqa: E731
+        return restore(out), keras.tree.map_structure(restore, new_states)
 
     def call(self, z, u=None, training=None):
         """One step of the map: ``z`` [..., M], ``u`` [..., K] -> ``z_next`` [..., M]."""

@@ -303,18 +303,20 @@ class DEERLayer(keras.layers.Layer):
             outputs = z if self.return_sequences else z[:, -1]
             states = [z[:, -1]]
         else:
-            # The cell's outputs from the previous states, in one vectorised call.
+            # The cell's outputs (and, for return_state, its final states in its own
+            # structure) from the previous states, in one vectorised cell call.
             if self.return_sequences:
                 z_prev = ops.concatenate([z0[:, None, :], z[:, :-1, :]], axis=1)
-                outputs = self.cell.step(z_prev, inputs, training=training)[0]
+                outputs, new_states = self.cell.step_states(z_prev, inputs, training=training)
+                new_states = keras.tree.map_structure(lambda s: s[:, -1], new_states)
             else:
                 t = z.shape[1]
                 if t is None:  # TensorFlow, unknown length
                     z_prev = ops.concatenate([z0[:, None, :], z[:, :-1, :]], axis=1)[:, -1]
                 else:
                     z_prev = z0 if t == 1 else z[:, -2, :]
-                outputs = self.cell.step(z_prev, inputs[:, -1, :], training=training)[0]
-            states = self.cell.split_states(z[:, -1])
+                outputs, new_states = self.cell.step_states(z_prev, inputs[:, -1, :], training=training)
+            states = list(new_states) if keras.tree.is_nested(new_states) else [new_states]
         outputs = ops.cast(outputs, self.compute_dtype)
         if self.return_state:
             return (outputs, *states)
