@@ -40,3 +40,22 @@ def supports_float64():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def full_float32_matmuls():
+    """Reference comparisons need full float32 matmuls (no TF32 on GPUs)."""
+    if BACKEND == "jax":
+        import jax
+
+        with jax.default_matmul_precision("highest"):
+            yield
+    elif BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        previous = tf.config.experimental.tensor_float_32_execution_enabled()
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+        yield
+        tf.config.experimental.enable_tensor_float_32_execution(previous)
+    else:
+        yield

@@ -27,24 +27,7 @@ _ACTS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _full_float32_matmuls():
-    """Reference comparisons need full float32 matmuls (no TF32 on GPUs)."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        with jax.default_matmul_precision("highest"):
-            yield
-    elif backend == "tensorflow":
-        import tensorflow as tf
-
-        previous = tf.config.experimental.tensor_float_32_execution_enabled()
-        tf.config.experimental.enable_tensor_float_32_execution(False)
-        yield
-        tf.config.experimental.enable_tensor_float_32_execution(previous)
-    else:
-        yield
+pytestmark = pytest.mark.usefixtures("full_float32_matmuls")
 
 
 def _np(v):
