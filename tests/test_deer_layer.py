@@ -273,6 +273,17 @@ def test_fallback_and_compiled_direct_call(data, cells):
         assert fell_back == 1 and int(to_np(capped.iterations)) == 1
 
 
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="only TensorFlow traces unknown dims")
+def test_tensorflow_graph_with_unknown_batch_and_length(data, cells):
+    import tensorflow as tf
+
+    want = flat(keras.layers.RNN(cells["lstm"], return_sequences=True, return_state=True)(data))
+    layer = DEERLayer(cells["lstm"], return_state=True)
+    for spec in [(None, T, D), (None, None, D)]:  # parallel solve; sequential loop
+        fn = tf.function(lambda x: layer(x), input_signature=[tf.TensorSpec(spec, "float32")])
+        assert_all_close(flat(fn(data)), want, atol=1e-5)
+
+
 # --------------------------------------------------------------- fit, saving
 def test_fit_then_save_load_round_trip(tmp_path):
     keras.utils.set_random_seed(0)
@@ -289,7 +300,7 @@ def test_fit_then_save_load_round_trip(tmp_path):
     assert model.output_shape == (None, t, 2)
     model.compile(keras.optimizers.Adam(0.02), "mse")
     # TensorFlow: batch_size 3 leaves a partial last batch, so the train step is traced
-    # with an unknown batch size (the per-sample path). Elsewhere equal batches: one compile.
+    # with an unknown batch size. Elsewhere equal batches: one compile.
     batch_size = 3 if BACKEND == "tensorflow" else 4
     losses = model.fit(x, y, batch_size=batch_size, epochs=3, verbose=0, shuffle=False).history["loss"]
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0], losses

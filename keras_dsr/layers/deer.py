@@ -17,7 +17,7 @@ from keras import ops
 
 from keras_dsr.cells.base import DSRCell
 from keras_dsr.cells.keras_adapter import KerasCellAdapter, check_keras_cell
-from keras_dsr.ops.newton import METHODS, deer_solve, sequential_solve
+from keras_dsr.ops.newton import METHODS, deer_solve
 
 _NAME = "DEERLayer"
 
@@ -86,9 +86,9 @@ class DEERLayer(keras.layers.Layer):
     (Under a bare ``jax.jit`` without ``stateless_call`` they are not updated.)
 
     Notes:
-        The sequence length T must be known when the computation is traced
-        (``keras.Input(shape=(T, D))``); on TensorFlow an unknown T is computed by a
-        sequential loop, and an unknown batch size by one Newton solve per sample.
+        The sequence length T should be known when the computation is traced
+        (``keras.Input(shape=(T, D))``): the parallel scans are built for it. On
+        TensorFlow a graph traced with an unknown T runs a sequential loop instead.
 
     Example:
         >>> layer = DEERLayer(keras.layers.GRUCell(8))
@@ -228,7 +228,7 @@ class DEERLayer(keras.layers.Layer):
         step_fn, jacobian_fn = self._functions(training)
         u = inputs if inputs.shape[-1] != 0 else None
         t = inputs.shape[1]
-        if keras.backend.backend() == "tensorflow" and (t is None or inputs.shape[0] is None):
+        if keras.backend.backend() == "tensorflow" and t is None:
             return self._solve_tf_dynamic(step_fn, jacobian_fn, z0, inputs, u)
         z, info = deer_solve(
             step_fn,
@@ -244,51 +244,23 @@ class DEERLayer(keras.layers.Layer):
         return z, info["iterations"], info["fell_back"]
 
     def _solve_tf_dynamic(self, step_fn, jacobian_fn, z0, inputs, u):
-        """TensorFlow graphs traced with an unknown batch size or length.
+        """TensorFlow graphs traced with an unknown sequence length.
 
-        The parallel scans need static shapes. With an unknown length no parallel
-        scan can be built: the recurrence runs as a sequential ``tf.scan``. With
-        an unknown batch size (``model.fit`` on a ``tf.data`` pipeline) each sample
-        is solved on its own by ``tf.map_fn``, where all shapes are static.
+        The parallel scans need the length when the graph is built (an unknown
+        batch size is fine). Keras retraces ``predict``/``fit`` with ``None`` for an
+        axis whose length changed between calls; the recurrence then runs as a
+        sequential ``tf.scan`` (the same values, no Newton iterations).
         """
         import tensorflow as tf
 
-        zero = tf.constant(0, "int32")
-        if inputs.shape[1] is None:
-            xs = tf.transpose(inputs, (1, 0, 2))
+        del jacobian_fn
+        xs = tf.transpose(inputs, (1, 0, 2))
 
-            def body(z, x):
-                return step_fn(z, x if u is not None else None)
+        def body(z, x):
+            return step_fn(z, x if u is not None else None)
 
-            z = tf.transpose(tf.scan(body, xs, initializer=z0), (1, 0, 2))
-            return z, zero, tf.constant(False)
-        t, m = inputs.shape[1], z0.shape[-1]
-
-        def one(args):
-            z0_b, x_b = args
-            z_b, info = deer_solve(
-                step_fn,
-                z0_b,
-                x_b if u is not None else None,
-                length=t,
-                jacobian_fn=jacobian_fn,
-                method=self.method,
-                atol=self.atol,
-                rtol=self.rtol,
-                max_iter=self.max_iter,
-            )
-            return z_b, info["iterations"], info["fell_back"]
-
-        z, its, fb = tf.map_fn(
-            one,
-            (z0, inputs),
-            fn_output_signature=(
-                tf.TensorSpec((t, m), z0.dtype),
-                tf.TensorSpec((), tf.int32),
-                tf.TensorSpec((), tf.bool),
-            ),
-        )
-        return z, tf.reduce_max(tf.concat([its, [0]], 0)), tf.reduce_any(fb)
+        z = tf.transpose(tf.scan(body, xs, initializer=z0), (1, 0, 2))
+        return z, tf.constant(0, "int32"), tf.constant(False)
 
     # ------------------------------------------------------------------ call
     def call(self, inputs, initial_state=None, training=None):
