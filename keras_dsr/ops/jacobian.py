@@ -49,6 +49,8 @@ def batch_jacobian(fn, z, u=None):
     if not callable(fn):
         raise TypeError(f"batch_jacobian: `fn` must be callable, got {type(fn)}.")
     z = as_tensor(z)
+    if u is not None:
+        u = as_tensor(u)
     m = z.shape[-1]
     backend = keras.backend.backend()
     if backend == "jax":
