@@ -1,0 +1,261 @@
+"""Training recipes: one configuration object from data to a trained, evaluated model.
+
+A :class:`Recipe` holds everything that defines a reconstruction run (cell, sizes,
+training sequence length, GTF schedule, optimiser schedule, seed). :func:`train`
+fits a :class:`~keras_dsr.models.DSRModel` on a trajectory with it; :func:`reconstruct`
+does the whole job for a benchmark system: simulate independent training and test
+trajectories, train, and score the free-running model with the measures of
+DESIGN §3. The example, the ``keras-dsr`` command and the zoo presets all go
+through these functions, so a preset's recipe is exactly what rebuilds it.
+
+Example:
+    >>> from keras_dsr.recipes import Recipe, reconstruct
+    >>> result = reconstruct("lorenz63", Recipe(steps=600))   # doctest: +SKIP
+    >>> result.scores                                          # doctest: +SKIP
+    {'dstsp': ..., 'dh': ...}
+"""
+
+import dataclasses
+import time
+from typing import Optional, Union
+
+import numpy as np
+
+import keras
+
+__all__ = ["Recipe", "train", "reconstruct", "Reconstruction", "CELLS"]
+
+CELLS = ("clipped_shplrnn", "shplrnn", "plrnn", "alrnn")
+
+
+@dataclasses.dataclass
+class Recipe:
+    """Configuration of a GTF-DEER reconstruction run.
+
+    Attributes:
+        cell: one of :data:`CELLS` (default the lab's clipped shallow PLRNN).
+        latent_dim: latent size M (default: the number of observed features N).
+        hidden_dim: hidden size L of the shallow PLRNNs (ALRNN: number of ReLU units).
+        seq_len: training window length T (time steps).
+        batch_size: windows per batch.
+        steps: optimiser steps in total.
+        steps_per_epoch: optimiser steps per Keras epoch (logging granularity).
+        learning_rate: initial Adam learning rate, cosine-decayed to
+            ``learning_rate * final_lr_fraction`` over ``steps``.
+        final_lr_fraction: see ``learning_rate``.
+        alpha: ``"adaptive"`` (adaptive GTF, DESIGN §2.3) or a constant forcing in [0, 1].
+        gtf_gamma, gtf_k: adaptive GTF's smoothing factor and update period (batches).
+        alpha_estimator: Jacobian-norm estimator of adaptive GTF.
+        method: DEER method (``"deer"``, ``"quasi"``, ``"damped"``, ``"sequential"``).
+        train_length: steps of the simulated training trajectory (``reconstruct``).
+        seed: seed of weights, windows and simulated data.
+
+    Example:
+        >>> Recipe(seq_len=2_000).to_dict()["seq_len"]
+        2000
+    """
+
+    cell: str = "clipped_shplrnn"
+    latent_dim: Optional[int] = None
+    hidden_dim: int = 100
+    seq_len: int = 10_000
+    batch_size: int = 4
+    steps: int = 600
+    steps_per_epoch: int = 50
+    learning_rate: float = 3e-3
+    final_lr_fraction: float = 1e-2
+    alpha: Union[str, float] = "adaptive"
+    gtf_gamma: float = 0.9
+    gtf_k: int = 5
+    alpha_estimator: str = "product_upper_bound"
+    method: str = "deer"
+    train_length: int = 100_000
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.cell not in CELLS:
+            raise ValueError(f"Recipe: `cell` must be one of {CELLS}, got {self.cell!r}.")
+        for name in ("hidden_dim", "seq_len", "batch_size", "steps", "steps_per_epoch",
+                     "gtf_k", "train_length"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"Recipe: `{name}` must be a positive int, got {v!r}.")
+        if self.seq_len < 2:
+            raise ValueError(f"Recipe: `seq_len` must be >= 2, got {self.seq_len}.")
+        if self.latent_dim is not None and (not isinstance(self.latent_dim, int)
+                                            or self.latent_dim < 1):
+            raise ValueError(f"Recipe: `latent_dim` must be a positive int or None, "
+                             f"got {self.latent_dim!r}.")
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
+            raise ValueError(f"Recipe: `learning_rate` must be > 0, got {self.learning_rate!r}.")
+        if not 0 < self.final_lr_fraction <= 1:
+            raise ValueError("Recipe: `final_lr_fraction` must be in (0, 1], got "
+                             f"{self.final_lr_fraction!r}.")
+        if self.alpha != "adaptive" and not (isinstance(self.alpha, (int, float))
+                                             and 0.0 <= self.alpha <= 1.0):
+            raise ValueError(f"Recipe: `alpha` must be 'adaptive' or in [0, 1], got {self.alpha!r}.")
+        if not 0.0 <= self.gtf_gamma < 1.0:
+            raise ValueError(f"Recipe: `gtf_gamma` must be in [0, 1), got {self.gtf_gamma!r}.")
+
+    def to_dict(self):
+        """The recipe as a JSON-serialisable dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, config):
+        """Inverse of :meth:`to_dict`; unknown keys raise a ``ValueError`` naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - names)
+        if unknown:
+            raise ValueError(f"Recipe: unknown field(s) {unknown}; known: {sorted(names)}.")
+        return cls(**config)
+
+    def replace(self, **changes):
+        """A copy with some fields changed (validated)."""
+        return dataclasses.replace(self, **changes)
+
+
+def make_cell(recipe, n_features):
+    """The latent model of ``recipe`` for data with ``n_features`` observed variables."""
+    from keras_dsr import cells
+
+    m = recipe.latent_dim or n_features
+    if m < n_features:
+        raise ValueError(f"Recipe: `latent_dim` ({m}) must be >= the number of observed "
+                         f"features ({n_features}).")
+    seed = recipe.seed
+    if recipe.cell == "clipped_shplrnn":
+        return cells.ClippedShallowPLRNN(m, recipe.hidden_dim, seed=seed, name="cell")
+    if recipe.cell == "shplrnn":
+        return cells.ShallowPLRNN(m, recipe.hidden_dim, seed=seed, name="cell")
+    if recipe.cell == "plrnn":
+        return cells.PLRNN(m, seed=seed, name="cell")
+    return cells.ALRNN(m, num_relu=min(recipe.hidden_dim, m), seed=seed, name="cell")
+
+
+def build_model(recipe, n_features):
+    """A compiled :class:`~keras_dsr.models.DSRModel` for ``recipe`` (Adam, cosine lr)."""
+    from keras_dsr.models import DSRModel
+
+    model = DSRModel(cell=make_cell(recipe, n_features),
+                     alpha=recipe.alpha, method=recipe.method,
+                     alpha_estimator=recipe.alpha_estimator)
+    lr = keras.optimizers.schedules.CosineDecay(
+        recipe.learning_rate, decay_steps=recipe.steps, alpha=recipe.final_lr_fraction)
+    model.compile(optimizer=keras.optimizers.Adam(lr))
+    return model
+
+
+def gtf_callback(recipe):
+    """The alpha callback of ``recipe`` (adaptive GTF or a constant forcing)."""
+    from keras_dsr.callbacks import AdaptiveGTF, ConstantAlpha
+
+    if recipe.alpha == "adaptive":
+        return AdaptiveGTF(k=recipe.gtf_k, gamma=recipe.gtf_gamma)
+    return ConstantAlpha(float(recipe.alpha))
+
+
+def train(recipe, x, callbacks=(), verbose="auto"):
+    """Fit a DSR model on trajectory ``x`` ``[T, N]`` (or a list of them) with ``recipe``.
+
+    Windows of ``recipe.seq_len`` steps are drawn at random
+    (:class:`~keras_dsr.data.TrajectoryWindows`); training runs ``recipe.steps``
+    optimiser steps in epochs of ``recipe.steps_per_epoch``.
+
+    Returns:
+        ``(model, history, seconds)``: the trained model, Keras ``History`` and
+        the wall-clock training time in seconds.
+    """
+    from keras_dsr.data import TrajectoryWindows
+
+    keras.utils.set_random_seed(recipe.seed)
+    windows = TrajectoryWindows(x, seq_len=recipe.seq_len, batch_size=recipe.batch_size,
+                                steps_per_epoch=recipe.steps_per_epoch, seed=recipe.seed)
+    n = windows.trajectories[0].shape[1]
+    model = build_model(recipe, n)
+    epochs = max(1, -(-recipe.steps // recipe.steps_per_epoch))
+    t0 = time.perf_counter()
+    history = model.fit(windows, epochs=epochs, verbose=verbose,
+                        callbacks=[gtf_callback(recipe)] + list(callbacks))
+    return model, history, time.perf_counter() - t0
+
+
+@dataclasses.dataclass
+class Reconstruction:
+    """Result of :func:`reconstruct`.
+
+    Attributes:
+        model: the trained DSR model.
+        history: Keras ``History`` of the training.
+        scores: measures of the free-running model against the test trajectory.
+        floor: the same measures of an independent true trajectory against the
+            test trajectory (what no model can beat), when computed.
+        seconds: training time (s).
+        train, test: the simulated :class:`~keras_dsr.systems.Trajectory` objects.
+        generated: the free-running trajectory scored ``[T_test, N]``.
+        recipe: the recipe used.
+    """
+
+    model: object
+    history: object
+    scores: dict
+    floor: Optional[dict]
+    seconds: float
+    train: object
+    test: object
+    generated: np.ndarray
+    recipe: Recipe
+
+
+def reconstruct(system, recipe=None, measures=("dstsp", "dh"), test_length=100_000,
+                with_floor=False, callbacks=(), verbose="auto"):
+    """Simulate ``system``, train a GTF-DEER model on it, and score its free run.
+
+    Training data: ``recipe.train_length`` standardised steps from initial-condition
+    seed ``recipe.seed``; test data: ``test_length`` steps from seed
+    ``recipe.seed + 1`` (independent), standardised with the *training* statistics.
+    Scores follow DESIGN §3 (generate 1.25 T_test from the first test point, drop
+    the transient). ``with_floor`` also scores a third true trajectory (seed + 2).
+
+    Returns:
+        a :class:`Reconstruction`.
+    """
+    from keras_dsr.measures import evaluate, generate_for_evaluation
+    from keras_dsr.systems import get_system, simulate
+
+    recipe = Recipe() if recipe is None else recipe
+    sys_ = get_system(system)
+    train_traj = simulate(sys_.name, recipe.train_length, seed=recipe.seed)
+    test_traj = _simulate_like(sys_.name, test_length, recipe.seed + 1, train_traj)
+    model, history, seconds = train(recipe, train_traj.x, callbacks=callbacks,
+                                    verbose=verbose)
+    x_gen = generate_for_evaluation(model, test_traj.x)
+    scores = evaluate(model, test_traj.x, measures=measures, dt=train_traj.dt, x_gen=x_gen)
+    floor = None
+    if with_floor:
+        other = _simulate_like(sys_.name, test_length, recipe.seed + 2, train_traj)
+        floor = _true_scores(test_traj.x, other.x, measures)
+    return Reconstruction(model=model, history=history, scores=scores, floor=floor,
+                          seconds=seconds, train=train_traj, test=test_traj,
+                          generated=x_gen, recipe=recipe)
+
+
+def _simulate_like(name, steps, seed, reference):
+    """Simulate ``name`` and standardise with ``reference``'s statistics."""
+    from keras_dsr.systems import simulate
+
+    traj = simulate(name, steps, seed=seed, standardize=False)
+    x = reference.standardize(traj.clean).astype("float32")
+    return dataclasses.replace(traj, x=x, clean=x, mean=reference.mean, std=reference.std)
+
+
+def _true_scores(x_test, x_other, measures):
+    """Floor: measures of an independent true trajectory against the test set."""
+    from keras_dsr.measures import power_spectrum_distance, state_space_divergence
+
+    out = {}
+    if "dstsp" in measures:
+        out["dstsp"] = state_space_divergence(x_test, x_other)
+    if "dh" in measures:
+        out["dh"] = power_spectrum_distance(x_test, x_other)
+    return out
