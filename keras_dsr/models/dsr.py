@@ -189,6 +189,18 @@ class DSRModel(keras.Model):
                 kwargs["callbacks"] = callbacks + [AdaptiveGTF()]
         return super().fit(x, y, *args, **kwargs)
 
+    @classmethod
+    def from_preset(cls, name, compile=False):
+        """Load a pretrained reconstruction from the zoo (see :mod:`keras_dsr.zoo`).
+
+        Example:
+            >>> model = DSRModel.from_preset("lorenz63")
+            >>> traj = model.generate([0.1, 0.2, 0.3], steps=5_000)   # [5000, 3]
+        """
+        from keras_dsr.zoo import load_preset
+
+        return load_preset(name, compile=compile)
+
     @property
     def alpha(self):
         """Current GTF forcing (a float); set it with :func:`keras_dsr.callbacks.set_alpha`."""

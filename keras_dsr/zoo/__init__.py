@@ -1,0 +1,114 @@
+"""The pretrained zoo: reconstructions of standard chaotic systems shipped in the wheel.
+
+Each preset is a ``.keras`` file in ``keras_dsr/zoo/presets/`` with an entry in
+``manifest.json`` there: its SHA-256, the system it reconstructs, the recipe that
+trained it (:class:`keras_dsr.recipes.Recipe`; rebuilt from scratch by
+``python zoo/build.py NAME`` in the repository), and its model card (measures
+against a held-out test trajectory and the floor of an independent true
+trajectory). Loading checks the file's SHA-256 and uses Keras' safe mode.
+
+Example:
+    >>> from keras_dsr import zoo
+    >>> zoo.list_presets()                       # doctest: +SKIP
+    ['lorenz63', ...]
+    >>> model = zoo.load_preset("lorenz63")      # a DSRModel, on any backend
+    >>> traj = model.generate([0.1, 0.2, 0.3], steps=10_000)   # [10000, 3]
+"""
+
+import hashlib
+import json
+import os
+
+__all__ = ["list_presets", "preset_info", "preset_path", "load_preset", "sha256",
+           "PresetError", "PRESET_DIR"]
+
+PRESET_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "presets")
+MANIFEST = "manifest.json"
+
+
+class PresetError(ValueError):
+    """A preset is unknown, missing from the installation, or corrupted."""
+
+
+def sha256(path):
+    """Hex SHA-256 of the file at ``path``."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _manifest(preset_dir=None):
+    path = os.path.join(preset_dir or PRESET_DIR, MANIFEST)
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError) as e:
+        raise PresetError(f"The zoo manifest {MANIFEST!r} is unreadable ({e}); reinstall "
+                          "keras-dsr.") from e
+
+
+def list_presets(preset_dir=None):
+    """Names of the shipped presets (sorted)."""
+    return sorted(_manifest(preset_dir))
+
+
+def preset_info(name, preset_dir=None):
+    """The manifest entry of preset ``name``: system, recipe, card (measures), sha256.
+
+    Raises:
+        PresetError: unknown name (the message lists the known ones).
+    """
+    manifest = _manifest(preset_dir)
+    if not isinstance(name, str) or name not in manifest:
+        raise PresetError(f"Unknown preset {name!r}; known presets: {sorted(manifest)}.")
+    return dict(manifest[name], name=name)
+
+
+def preset_path(name, preset_dir=None, verify=True):
+    """Path of preset ``name``'s ``.keras`` file, its SHA-256 checked (``verify``).
+
+    Raises:
+        PresetError: unknown name, file missing, or checksum mismatch (corrupted).
+    """
+    info = preset_info(name, preset_dir)
+    path = os.path.join(preset_dir or PRESET_DIR, info["file"])
+    if not os.path.isfile(path):
+        raise PresetError(f"Preset {name!r}: file {info['file']!r} is missing from the "
+                          "installation; reinstall keras-dsr.")
+    if verify:
+        got = sha256(path)
+        if got != info["sha256"]:
+            raise PresetError(f"Preset {name!r}: file {info['file']!r} is corrupted "
+                              f"(SHA-256 {got[:12]}..., expected {info['sha256'][:12]}...); "
+                              "reinstall keras-dsr.")
+    return path
+
+
+def load_preset(name, compile=False, preset_dir=None):
+    """Load preset ``name`` as a :class:`~keras_dsr.models.DSRModel` (safe mode).
+
+    Args:
+        name: a name from :func:`list_presets` (e.g. ``"lorenz63"``).
+        compile: also compile it (Adam, observation MSE) for further training.
+
+    Returns:
+        the model; ``model.preset`` holds the manifest entry (system, dt, the
+        standardisation ``mean``/``std`` of the training data, recipe, card).
+
+    Raises:
+        PresetError: unknown, missing or corrupted preset.
+    """
+    import keras
+
+    import keras_dsr  # noqa: F401  (registers the classes)
+
+    path = preset_path(name, preset_dir)
+    model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    if compile:
+        model.compile(optimizer="adam")
+    model.preset = preset_info(name, preset_dir)
+    return model

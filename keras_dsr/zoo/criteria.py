@@ -1,0 +1,96 @@
+"""The zoo's acceptance protocol: how a preset is scored and what it must meet.
+
+A preset of system S, trained on seed s (its recipe), is scored against a test
+trajectory of S from seed s + 1, standardised with the training statistics stored
+in the manifest, under the protocol of DESIGN §3 (generate 1.25 T from the first
+test point, drop the first quarter). The *floor* is what an independent true
+trajectory (seed s + 2, same standardisation) scores against the same test set.
+Criteria (issue "pretrained zoo"):
+
+* D_stsp <= floor + 0.2 and D_H <= 2 x floor;
+* |lambda_max(model) - lambda_max(S)| <= 15 % of lambda_max(S);
+* Lorenz-63 additionally: D_stsp <= 0.2 and D_H <= 0.08.
+
+Example:
+    >>> from keras_dsr import zoo
+    >>> from keras_dsr.zoo.criteria import check_scores, preset_scores, true_reference
+    >>> model = zoo.load_preset("lorenz63")                        # doctest: +SKIP
+    >>> ok, lines = check_scores("lorenz63", preset_scores(model, "lorenz63"),
+    ...                          true_reference("lorenz63"))       # doctest: +SKIP
+"""
+
+import functools
+
+import numpy as np
+
+TEST_LENGTH = 100_000
+LYAP_STEPS = 20_000
+ABSOLUTE = {"lorenz63": {"dstsp": 0.2, "dh": 0.08}}
+
+
+def _test_pair(name):
+    """(test, other) true trajectories of preset ``name``, standardised like training."""
+    from keras_dsr import zoo
+    from keras_dsr.systems import simulate_ensemble
+
+    info = zoo.preset_info(name)
+    seed = info["recipe"]["seed"]
+    test, other = simulate_ensemble(info["system"], TEST_LENGTH, seeds=(seed + 1, seed + 2),
+                                    standardize=False)
+    mean, std = np.asarray(info["mean"]), np.asarray(info["std"])
+    return ((test.clean - mean) / std).astype("float32"), ((other.clean - mean) / std).astype(
+        "float32")
+
+
+@functools.lru_cache(maxsize=None)
+def true_reference(name):
+    """Floor measures and the true lambda_max for preset ``name`` (cached per process).
+
+    Returns:
+        ``{"floor": {"dstsp", "dh"}, "lyap": float}``.
+    """
+    from keras_dsr import zoo
+    from keras_dsr.measures import power_spectrum_distance, state_space_divergence
+    from keras_dsr.systems import lyapunov_max
+
+    test, other = _test_pair(name)
+    floor = {"dstsp": float(state_space_divergence(test, other)),
+             "dh": float(power_spectrum_distance(test, other))}
+    return {"floor": floor, "lyap": float(lyapunov_max(zoo.preset_info(name)["system"]))}
+
+
+def preset_scores(model, name):
+    """D_stsp, D_H, PE(20) and lambda_max (per time unit) of ``model`` on preset ``name``'s test set."""
+    from keras_dsr import zoo
+    from keras_dsr.measures import evaluate
+
+    test, _ = _test_pair(name)
+    scores = evaluate(model, test, measures=("dstsp", "dh", "pe", "lyap"),
+                      dt=zoo.preset_info(name)["dt"], lyap_steps=LYAP_STEPS)
+    return {k: float(v) for k, v in scores.items()}
+
+
+def check_scores(name, scores, reference):
+    """Apply the criteria; returns ``(all_met, lines)`` with a markdown table in ``lines``."""
+    floor, lyap = reference["floor"], reference["lyap"]
+    rows = [
+        ("D_stsp", scores["dstsp"], floor["dstsp"], floor["dstsp"] + 0.2, "<="),
+        ("D_H", scores["dh"], floor["dh"], 2 * floor["dh"], "<="),
+    ]
+    for key, bound in ABSOLUTE.get(name, {}).items():
+        rows.append((f"D_stsp (absolute)" if key == "dstsp" else "D_H (absolute)",
+                     scores[key], None, bound, "<="))
+    lines = ["| measure | model | floor / true | criterion | met |", "|---|---|---|---|---|"]
+    ok = True
+    for label, value, ref, bound, _ in rows:
+        met = bool(np.isfinite(value) and value <= bound)
+        ok &= met
+        lines.append(f"| {label} | {value:.4f} | {'' if ref is None else f'{ref:.4f}'} | "
+                     f"<= {bound:.4f} | {'yes' if met else 'NO'} |")
+    rel = abs(scores["lyap"] - lyap) / abs(lyap)
+    met = bool(np.isfinite(rel) and rel <= 0.15)
+    ok &= met
+    lines.append(f"| lambda_max (1/time) | {scores['lyap']:.4f} | {lyap:.4f} | within 15 % "
+                 f"({100 * rel:.1f} %) | {'yes' if met else 'NO'} |")
+    lines.append(f"| PE(20) | {scores['pe']:.3g} | | (reported) | |")
+    return ok, lines
