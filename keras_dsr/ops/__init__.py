@@ -2,13 +2,15 @@
 
 Nothing here knows about Keras layers; everything works on plain tensors of the
 active Keras backend (JAX, TensorFlow or PyTorch). Time is axis -2 of a trajectory
-(Keras convention: batch, time, features).
+(Keras convention: batch, time, features). The ``sharded_*`` functions
+(:mod:`keras_dsr.ops.sharded`, JAX only) split time over several devices.
 """
 
 from keras_dsr.ops.jacobian import batch_jacobian
 from keras_dsr.ops.linear import linear_recurrence
 from keras_dsr.ops.newton import METHODS, deer_solve, default_tolerances, sequential_solve
 from keras_dsr.ops.scan import associative_scan
+from keras_dsr.ops.sharded import sharded_deer_solve, sharded_linear_recurrence
 
 __all__ = [
     "METHODS",
@@ -18,4 +20,6 @@ __all__ = [
     "default_tolerances",
     "linear_recurrence",
     "sequential_solve",
+    "sharded_deer_solve",
+    "sharded_linear_recurrence",
 ]

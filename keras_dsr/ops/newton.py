@@ -161,6 +161,7 @@ def deer_solve(
     max_iter=None,
     max_jacobian_norm=1.0,
     fallback=True,
+    linear_solver=None,
 ):
     """Solve ``z_t = f(z_{t-1}, u_t)`` (t = 1..T) in parallel by Newton's method.
 
@@ -187,6 +188,11 @@ def deer_solve(
         max_jacobian_norm: the norm bound of ``"damped"``.
         fallback: when True (default), a failed solve (non-finite iterate or no
             convergence in ``max_iter``) returns the sequential result instead.
+        linear_solver: the solver of each Newton step's linear recurrence,
+            called as ``linear_solver(a, b, h0)`` with the semantics of
+            :func:`linear_recurrence` (the default); e.g. the time-sharded
+            :func:`keras_dsr.ops.sharded.sharded_linear_recurrence` (see
+            :func:`keras_dsr.ops.sharded.sharded_deer_solve`).
 
     Returns:
         ``(z, info)``: ``z`` ``[..., T, M]`` = ``z_1 .. z_T``; ``info`` a dict of
@@ -208,6 +214,12 @@ def deer_solve(
     if initial_guess is not None:
         initial_guess = as_tensor(initial_guess)
     t = _validate(step_fn, z0, inputs, length, initial_guess, jacobian_fn, method, max_iter)
+    if linear_solver is None:
+        linear_solver = linear_recurrence
+    elif not callable(linear_solver):
+        raise TypeError(
+            f"`linear_solver` must be callable (a, b, h0) -> h or None, got {type(linear_solver)}."
+        )
     dtype = z0.dtype
     if method == "sequential":
         z = sequential_solve(step_fn, z0, inputs, t)
@@ -258,7 +270,7 @@ def deer_solve(
             jz = matvec(jac, zp)
         else:
             jz = jac * zp
-        return linear_recurrence(jac, f - jz, h0=z_init)
+        return linear_solver(jac, f - jz, z_init)
 
     if initial_guess is None:
         shape = tuple(ops.shape(z0)[:-1]) + (t, z0.shape[-1])

@@ -1,0 +1,31 @@
+"""Run a Python snippet under JAX with several simulated CPU devices, in a subprocess.
+
+XLA fixes its device count when JAX starts, so multi-device tests start a fresh
+interpreter with ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` (and the JAX
+backend, on CPU) set before anything is imported.
+"""
+
+import os
+import subprocess
+import sys
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TESTS)
+
+
+def run_on_cpu_devices(code, *args, devices=4, timeout=600):
+    """Run ``python -c code *args`` on ``devices`` simulated CPU devices; returns stdout.
+
+    The child imports this checkout's ``keras_dsr`` and can import the test helpers
+    (``tests/`` is on its path). A non-zero exit fails with the end of its stderr.
+    """
+    env = dict(os.environ)
+    env["KERAS_BACKEND"] = "jax"
+    env["JAX_PLATFORMS"] = "cpu"
+    flags = env.get("XLA_FLAGS", "")
+    env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={devices}".strip()
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, TESTS, env.get("PYTHONPATH")) if p)
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"subprocess failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    return proc.stdout
