@@ -1,19 +1,57 @@
-"""The ``keras-dsr`` command.
+"""The ``keras-dsr`` command: reconstruct, train, evaluate and inspect DSR models.
 
-Subcommands:
-    demo    DEER vs a sequential loop on a GTF-forced clipped shPLRNN driven by
-            Lorenz-63 data: agreement of values and gradients, Newton iterations,
-            timings; and chaos detection with fallback on an unforced chaotic map.
+Subcommands (``keras-dsr COMMAND --help`` for the options of each):
+    systems      the benchmark systems: name, dimensions, dt, lambda_max, equations
+    simulate     simulate a system into a .npy / .csv file
+    train        train a GTF-DEER model on a system or a data file; model + card
+    evaluate     measures (D_stsp, D_H, PE(20), lambda_max) of a model on data
+    generate     free run of a trained model from an initial condition
+    plot         attractor, power-spectrum and time-series figures of a model
+    reconstruct  simulate, train, score against the floor, figures, model + card
+    demo         DEER vs a sequential loop on a GTF-forced shPLRNN (Lorenz-63)
 
-Run ``keras-dsr --help`` or ``keras-dsr demo --help``. ``--backend`` selects the
-Keras backend (default: ``KERAS_BACKEND``, else JAX).
+Global options (before or after the command): ``--backend`` selects the Keras
+backend (default: ``KERAS_BACKEND``, else JAX), ``--seed`` the seed of weights,
+windows and simulated data, ``--quiet`` silences progress output.
+
+Units: a model works in standardised units (each variable z-scored with the
+training data's mean and std). ``train`` and ``reconstruct`` write that
+transformation into the model card (``MODEL.json`` next to ``MODEL.keras``);
+``evaluate``, ``generate`` and ``plot`` read it, so data files, ``--x0`` and
+generated files are in the units of the training data. Measures are computed in
+the model's standardised units.
+
+Recipe options default to :class:`keras_dsr.recipes.Recipe` (shown in ``--help``).
+
+Exit codes: 0 success; 1 the work failed (the demo's check); 2 a usage or input
+error (unknown system, missing or malformed file, wrong shapes), reported on
+stderr without a traceback.
+
+Example:
+    $ keras-dsr reconstruct lorenz63 --steps 300 --output-dir runs/l63
+    $ keras-dsr evaluate runs/l63/model.keras lorenz63 --measures dstsp,dh,pe,lyap
 """
 
 import argparse
+import dataclasses
+import datetime
+import json
 import os
+import platform
 import statistics
 import sys
 import time
+
+BACKENDS = ("jax", "tensorflow", "torch")
+METHODS = ("deer", "quasi", "damped", "sequential")
+MEASURES = ("dstsp", "dh", "pe", "lyap")
+LABELS = {"dstsp": "D_stsp", "dh": "D_H", "pe": "PE(20)", "lyap": "lambda_max"}
+DATA_EXT = (".npy", ".csv")
+PE_STEPS = 20
+
+
+class UsageError(Exception):
+    """A user error: printed on stderr as ``keras-dsr CMD: error: ...``, exit code 2."""
 
 
 def _median_time(fn, args, repeats):
@@ -134,35 +172,721 @@ def demo(args):
     return 0 if ok else 1
 
 
+# ---------------------------------------------------------------- helpers
+def _say(args, *msg):
+    if not args.quiet:
+        print(*msg, flush=True)
+
+
+def _verbose(args):
+    """Keras fit verbosity: a progress bar on a terminal, a line per epoch otherwise."""
+    if args.quiet:
+        return 0
+    return 1 if sys.stdout.isatty() else 2
+
+
+def _is_data_path(spec):
+    return spec.lower().endswith(DATA_EXT) or os.path.sep in spec or os.path.exists(spec)
+
+
+def _system(name):
+    """The registered system ``name`` or a UsageError listing the known ones."""
+    from keras_dsr.systems import get_system, list_systems
+
+    try:
+        return get_system(name)
+    except ValueError:
+        raise UsageError(f"unknown system {name!r}; known systems: "
+                         f"{', '.join(list_systems())}.") from None
+
+
+def _simulate(name, steps, **kwargs):
+    """``keras_dsr.systems.simulate`` with bad arguments reported as a UsageError."""
+    from keras_dsr.systems import simulate
+
+    try:
+        return simulate(name, steps, **kwargs)
+    except (ValueError, RuntimeError) as e:
+        raise UsageError(str(e)) from None
+
+
+def _load_file(path, standardize=False):
+    """``(x, mean, std)`` of a .npy / .csv file [T, N] (UsageError on a bad file).
+
+    ``standardize``: z-score with the file's statistics (else ``x`` is raw).
+    """
+    from keras_dsr.data import load_trajectory
+
+    if not path.lower().endswith(DATA_EXT):
+        raise UsageError(f"{path!r}: expected a .npy or .csv data file or a system name.")
+    try:
+        return load_trajectory(path, standardize_data=standardize, return_stats=True)
+    except (OSError, ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
+
+
+@dataclasses.dataclass
+class Data:
+    """A trajectory in model units ``x`` [T, N], with how to map it back and its origin."""
+
+    x: object
+    mean: object
+    std: object
+    dt: object  # sampling interval in time units, or None when unknown
+    info: dict  # where the data came from (for the model card)
+    system: object = None
+
+    def to_raw(self, y):
+        return y * self.std + self.mean
+
+
+def _training_data(spec, args, recipe):
+    """Training data from a system name (simulated) or a .npy / .csv file (standardised)."""
+    import numpy as np
+
+    if _is_data_path(spec):
+        x, mean, std = _load_file(spec, standardize=True)
+        info = {"source": "file", "path": os.path.abspath(spec), "shape": list(x.shape),
+                "dt": args.dt}
+        return Data(x, np.asarray(mean), np.asarray(std), args.dt, info)
+    system = _system(spec)
+    _say(args, f"simulating {system.name}: {recipe.train_length} steps (seed {recipe.seed})")
+    tr = _simulate(system.name, recipe.train_length, seed=recipe.seed, dt=args.dt,
+                   noise=args.noise)
+    info = {"source": "system", "system": system.name, "steps": recipe.train_length,
+            "seed": recipe.seed, "dt": tr.dt, "noise": args.noise}
+    return Data(tr.x.astype("float32"), tr.mean, tr.std, tr.dt, info, system)
+
+
+def _test_data(spec, args, card, length=None, seed=None):
+    """Test data in the model's units: a file, or a system simulated with ``seed``.
+
+    Mapped to model units with the card's standardisation when there is a card,
+    else z-scored with its own statistics.
+    """
+    seed = args.seed + 1 if seed is None else seed
+    data = (card or {}).get("data", {})
+    if _is_data_path(spec):
+        raw, system = _load_file(spec)[0].astype("float64"), None
+        dt = args.dt if args.dt is not None else (data.get("dt") if data.get("source") == "file"
+                                                   else None)
+        info = {"source": "file", "path": os.path.abspath(spec), "shape": list(raw.shape)}
+    else:
+        system = _system(spec)
+        dt = args.dt if args.dt is not None else (data.get("dt") if data.get("system") ==
+                                                   system.name else None)
+        n = length or _default_test_length()
+        _say(args, f"simulating {system.name}: {n} test steps (seed {seed})")
+        raw = _simulate(system.name, n, seed=seed, dt=dt, standardize=False).x
+        dt = dt or system.dt
+        info = {"source": "system", "system": system.name, "steps": n, "seed": seed}
+    info["dt"] = dt
+    mean, std = _units(card, raw)
+    return Data(((raw - mean) / std).astype("float32"), mean, std, dt, info, system)
+
+
+def _units(card, raw):
+    """``(mean, std)`` mapping data units to model units: the card's, else ``raw``'s own."""
+    import numpy as np
+
+    stats = (card or {}).get("standardization")
+    if not stats:
+        sd = raw.std(0)
+        return raw.mean(0), np.where(sd > 0, sd, 1.0)
+    mean, std = np.asarray(stats["mean"], float), np.asarray(stats["std"], float)
+    if mean.shape != raw.shape[1:]:
+        raise UsageError(f"the data have {raw.shape[-1]} variable(s) but the model was "
+                         f"trained on {mean.size}.")
+    return mean, std
+
+
+def _default_test_length():
+    import inspect
+
+    from keras_dsr.recipes import reconstruct
+
+    return inspect.signature(reconstruct).parameters["test_length"].default
+
+
+def _card_paths(model_path):
+    stem = os.path.splitext(model_path)[0]
+    return stem + ".json", stem + ".md"
+
+
+def _load_model(path):
+    """A trained DSR model and its card (or None): UsageError for a bad file."""
+    import keras
+
+    if not os.path.isfile(path):
+        raise UsageError(f"no model file at {path!r}.")
+    if not path.endswith(".keras"):
+        raise UsageError(f"{path!r}: expected a .keras model file.")
+    try:
+        model = keras.saving.load_model(path, compile=False)  # generation only
+    except Exception as e:  # noqa: BLE001 - anything Keras raises on a bad file
+        raise UsageError(f"could not load {path!r} as a Keras model: {e}") from None
+    if not hasattr(model, "generate") or getattr(model, "observed_dim", None) is None:
+        raise UsageError(f"{path!r} is not a trained keras_dsr DSR model.")
+    card = None
+    json_path = _card_paths(path)[0]
+    if os.path.isfile(json_path):
+        try:
+            with open(json_path) as fh:
+                card = json.load(fh)
+        except (OSError, ValueError) as e:
+            print(f"keras-dsr: warning: ignoring the unreadable model card {json_path!r}: {e}",
+                  file=sys.stderr)
+    return model, card
+
+
+def _check_features(model, data, spec):
+    n = data.x.shape[1]
+    if n != model.observed_dim:
+        raise UsageError(f"{spec!r} has {n} variable(s) but the model observes "
+                         f"{model.observed_dim}.")
+
+
+def _parse_measures(text):
+    names = [m.strip().lower() for m in text.split(",") if m.strip()]
+    bad = [m for m in names if m not in MEASURES]
+    if bad or not names:
+        raise UsageError(f"--measures: unknown measure(s) {bad}; choose from "
+                         f"{', '.join(MEASURES)} (comma-separated).")
+    return tuple(dict.fromkeys(names))
+
+
+def _alpha_type(text):
+    if text == "adaptive":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'adaptive' or a number in [0, 1], "
+                                         f"got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a constant alpha must be in [0, 1], got {value}")
+    return value
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+# Recipe options: (flag, Recipe field, argparse type, help)
+RECIPE_OPTIONS = (
+    ("--cell", "cell", str, "latent model"),
+    ("--latent", "latent_dim", _positive_int, "latent size M (default: N)"),
+    ("--hidden", "hidden_dim", _positive_int, "hidden size L"),
+    ("--seq-len", "seq_len", _positive_int, "training window length T (steps)"),
+    ("--batch-size", "batch_size", _positive_int, "windows per batch"),
+    ("--steps", "steps", _positive_int, "optimiser steps in total"),
+    ("--steps-per-epoch", "steps_per_epoch", _positive_int, "optimiser steps per epoch"),
+    ("--lr", "learning_rate", float, "initial Adam learning rate (cosine decay)"),
+    ("--alpha", "alpha", _alpha_type, "GTF forcing: 'adaptive' or a constant in [0, 1]"),
+    ("--gtf-gamma", "gtf_gamma", float, "adaptive GTF smoothing factor"),
+    ("--estimator", "alpha_estimator", str, "adaptive GTF Jacobian-norm estimator"),
+    ("--method", "method", str, "DEER method (" + ", ".join(METHODS) + ")"),
+    ("--train-length", "train_length", _positive_int, "steps of simulated training data"),
+)
+
+
+def _add_recipe_options(p):
+    from keras_dsr.recipes import CELLS, Recipe
+
+    defaults = Recipe()
+    g = p.add_argument_group("recipe (defaults: keras_dsr.recipes.Recipe())")
+    for flag, field, typ, text in RECIPE_OPTIONS:
+        kw = {"choices": CELLS} if field == "cell" else {}
+        if field == "method":
+            kw = {"choices": METHODS}
+        g.add_argument(flag, dest=field, type=typ, default=None, metavar=None if kw else "X",
+                       help=f"{text} (default: {getattr(defaults, field)})", **kw)
+
+
+def _recipe(args):
+    """The Recipe: ``Recipe()`` with the options given on the command line."""
+    from keras_dsr.layers.gtf_deer import ESTIMATORS
+    from keras_dsr.recipes import Recipe
+
+    changes = {field: getattr(args, field) for _, field, _, _ in RECIPE_OPTIONS
+               if getattr(args, field) is not None}
+    changes["seed"] = args.seed
+    if changes.get("alpha_estimator", ESTIMATORS[0]) not in ESTIMATORS:
+        raise UsageError(f"--estimator must be one of {', '.join(ESTIMATORS)}.")
+    try:
+        return Recipe().replace(**changes)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _check_length(recipe, data):
+    if recipe.seq_len > data.x.shape[0]:
+        raise UsageError(f"--seq-len {recipe.seq_len} is longer than the training data "
+                         f"({data.x.shape[0]} steps); choose a shorter --seq-len.")
+
+
+def _machine():
+    import keras
+
+    import keras_dsr
+
+    backend = keras.backend.backend()
+    device = "cpu"
+    try:
+        if backend == "jax":
+            import jax
+
+            d = jax.devices()[0]
+            device = f"{d.platform}: {d.device_kind} x{jax.device_count()}"
+        elif backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                device = f"cuda: {torch.cuda.get_device_name(0)}"
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            device = f"gpu x{len(gpus)}" if gpus else "cpu"
+    except Exception:  # noqa: BLE001 - device details are informative only
+        pass
+    return {"platform": platform.platform(), "python": platform.python_version(),
+            "cpus": os.cpu_count(), "backend": backend, "device": device,
+            "keras": keras.__version__, "keras_dsr": keras_dsr.__version__}
+
+
+def _final_logs(history):
+    return {k: float(v[-1]) for k, v in getattr(history, "history", {}).items() if v}
+
+
+def _write_card(model_path, card):
+    """Write ``card`` as MODEL.json and a readable MODEL.md; returns their paths."""
+    json_path, md_path = _card_paths(model_path)
+    with open(json_path, "w") as fh:
+        json.dump(card, fh, indent=2, default=float)
+    recipe = card["recipe"]
+    lines = [f"# Model card: {os.path.basename(model_path)}", "",
+             f"Created {card['created']} by `{card['command']}`.", "",
+             "## Data", ""]
+    lines += [f"- {k}: {v}" for k, v in card["data"].items()]
+    lines += ["- standardisation: x_model = (x - mean) / std, mean = "
+              f"{_fmt_list(card['standardization']['mean'])}, std = "
+              f"{_fmt_list(card['standardization']['std'])}", "", "## Recipe", "",
+              "| field | value |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in recipe.items()]
+    tr = card["training"]
+    lines += ["", "## Training", "", f"- time: {tr['seconds']:.1f} s",
+              f"- epochs: {tr['epochs']}"]
+    lines += [f"- final {k}: {v:.4g}" for k, v in tr["final"].items()]
+    if card.get("scores"):
+        lines += ["", "## Measures", "", "| measure | model | floor (true vs true) |",
+                  "| --- | --- | --- |"]
+        floor = card.get("floor") or {}
+        lines += [f"| {LABELS[k]} | {v:.4g} | {_fmt(floor.get(k))} |"
+                  for k, v in card["scores"].items()]
+    lines += ["", "## Machine", ""] + [f"- {k}: {v}" for k, v in card["machine"].items()]
+    with open(md_path, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    return json_path, md_path
+
+
+def _fmt(v):
+    return "-" if v is None else f"{v:.4g}"
+
+
+def _fmt_list(values):
+    return "[" + ", ".join(f"{float(v):.6g}" for v in values) + "]"
+
+
+def _make_card(args, data, recipe, history, seconds, scores=None, floor=None):
+    card = {
+        "keras_dsr_model_card": 1,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "keras-dsr " + " ".join(args.argv),
+        "data": data.info,
+        "standardization": {"mean": [float(v) for v in data.mean],
+                            "std": [float(v) for v in data.std]},
+        "recipe": recipe.to_dict(),
+        "training": {"seconds": seconds, "epochs": len(history.epoch),
+                     "final": _final_logs(history)},
+        "machine": _machine(),
+    }
+    if scores is not None:
+        card["scores"], card["floor"] = scores, floor
+    return card
+
+
+def _save_model(args, model, path, card):
+    d = os.path.dirname(path)
+    if d:
+        os.makedirs(d, exist_ok=True)
+    model.save(path)
+    json_path, md_path = _write_card(path, card)
+    _say(args, f"wrote {path}, {json_path}, {md_path}")
+
+
+def _print_scores(scores, floor=None, reference=None):
+    """Measure table; ``floor``: an independent true trajectory's scores."""
+    with_floor = floor is not None
+    head = f"{'measure':<12}{'model':>12}" + (f"{'floor':>12}" if with_floor else "")
+    print(head)
+    for k, v in scores.items():
+        row = f"{LABELS[k]:<12}{v:>12.4g}"
+        if with_floor:
+            row += f"{_fmt(floor.get(k)):>12}"
+        if k == "lyap" and reference is not None:
+            row += f"   (true system: {reference:.4g})"
+        print(row)
+    if with_floor:
+        print("floor: the same measures of an independent true trajectory (no model can do "
+              "better); '-': none.")
+        if "lyap" in scores:
+            print("lambda_max floor: the true system's published value.")
+
+
+def _save_figures(outdir, x_true, x_gen, dt, title, history=None):
+    """Attractor, power spectra, time series (and training curves) as PNGs in ``outdir``."""
+    from keras_dsr import plotting
+
+    os.makedirs(outdir, exist_ok=True)
+    paths = []
+    try:
+        if x_true.shape[1] >= 2:
+            paths.append(os.path.join(outdir, "attractor.png"))
+            plotting.plot_attractor(x_true, x_gen, path=paths[-1], title=title)
+        paths.append(os.path.join(outdir, "power_spectrum.png"))
+        plotting.plot_power_spectrum(x_true, x_gen, path=paths[-1], dt=dt or 1.0, title=title)
+        paths.append(os.path.join(outdir, "time_series.png"))
+        plotting.plot_time_series(x_true, x_gen, path=paths[-1], dt=dt or 1.0,
+                                  steps=min(x_true.shape[0], max(1000, int(20 / (dt or 1.0)))),
+                                  title=title)
+        if history is not None and getattr(history, "history", None):
+            paths.append(os.path.join(outdir, "training.png"))
+            plotting.plot_training_curves(history, path=paths[-1], title=title)
+    except ImportError as e:
+        raise UsageError(f"{e} (figures need matplotlib)") from None
+    return paths
+
+
+# ---------------------------------------------------------------- commands
+def cmd_systems(args):
+    from keras_dsr.systems import get_system, list_systems
+
+    rows = [(s.name, str(s.n_obs), str(s.dim), f"{s.dt:g}", _fmt(s.lyapunov_ref),
+             s.equations.split("   (")[0]) for s in map(get_system, list_systems())]
+    head = ("name", "N", "D", "dt", "lambda_max", "equations (default parameters)")
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(5)]
+    for r in [head] + rows:
+        eq = r[5] if len(r[5]) <= 72 else r[5][:71] + "~"
+        print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + eq)
+    print("N: observed variables, D: state dimension, dt: default sampling interval "
+          "(time units),\nlambda_max: published largest Lyapunov exponent (per time unit).")
+    return 0
+
+
+def _save_array(path, x, columns):
+    import numpy as np
+
+    d = os.path.dirname(path)
+    if d:
+        os.makedirs(d, exist_ok=True)
+    if path.lower().endswith(".npy"):
+        np.save(path, x)
+    else:
+        np.savetxt(path, x, delimiter=",", header=",".join(columns), comments="")
+
+
+def _check_output(path, extensions):
+    if not path.lower().endswith(extensions):
+        raise UsageError(f"--output {path!r}: expected a file name ending in "
+                         f"{' or '.join(extensions)}.")
+
+
+def cmd_simulate(args):
+    system = _system(args.system)
+    _check_output(args.output, DATA_EXT)
+    tr = _simulate(system.name, args.steps, seed=args.seed, noise=args.noise, dt=args.dt,
+                   burn_in=args.burn_in, standardize=args.standardize)
+    _save_array(args.output, tr.x, [f"x{i + 1}" for i in range(tr.x.shape[1])])
+    _say(args, f"wrote {args.output}: {system.name}, {tr.x.shape[0]} steps x {tr.x.shape[1]} "
+               f"variables, dt = {tr.dt:g}, seed {args.seed}, noise {args.noise:g}"
+               + (", standardised" if args.standardize else ""))
+    return 0
+
+
+def cmd_train(args):
+    recipe = _recipe(args)
+    _check_output(args.output, (".keras",))
+    data = _training_data(args.data, args, recipe)
+    _check_length(recipe, data)
+    from keras_dsr.recipes import train
+
+    _say(args, f"training on {data.x.shape[0]} steps x {data.x.shape[1]} variables: {recipe}")
+    model, history, seconds = train(recipe, data.x, verbose=_verbose(args))
+    final = _final_logs(history)
+    _say(args, f"trained in {seconds:.1f} s; final loss {final.get('loss', float('nan')):.4g}, "
+               f"alpha {final.get('alpha', float('nan')):.3f}")
+    _save_model(args, model, args.output, _make_card(args, data, recipe, history, seconds))
+    return 0
+
+
+def cmd_evaluate(args):
+    from keras_dsr.measures import evaluate
+
+    measures = _parse_measures(args.measures)
+    model, card = _load_model(args.model)
+    data = _test_data(args.data, args, card, length=args.length)
+    _check_features(model, data, args.data)
+    if "pe" in measures and data.x.shape[0] <= PE_STEPS:
+        raise UsageError(f"PE({PE_STEPS}) needs more than {PE_STEPS} test steps.")
+    if "lyap" in measures and not data.dt:
+        raise UsageError("lambda_max needs the sampling interval: pass --dt.")
+    _say(args, f"scoring {args.model} on {data.x.shape[0]} steps of {args.data}")
+    scores = evaluate(model, data.x, measures=measures, dt=data.dt, pe_steps=PE_STEPS)
+    ref = data.system.lyapunov_ref if data.system is not None else None
+    _print_scores(scores, reference=ref)
+    if args.output:
+        with open(args.output, "w") as fh:
+            json.dump({"model": args.model, "data": data.info, "scores": scores}, fh, indent=2)
+        _say(args, f"wrote {args.output}")
+    return 0
+
+
+def cmd_generate(args):
+    import numpy as np
+
+    _check_output(args.output, DATA_EXT)
+    model, card = _load_model(args.model)
+    if (args.x0 is None) == (args.source is None):
+        raise UsageError("give exactly one of --x0 and --from.")
+    if args.x0 is not None:
+        try:
+            x0_raw = np.array([float(v) for v in args.x0.split(",")])
+        except ValueError:
+            raise UsageError(f"--x0 {args.x0!r}: expected comma-separated numbers.") from None
+        if x0_raw.size != model.observed_dim:
+            raise UsageError(f"--x0 has {x0_raw.size} value(s); the model observes "
+                             f"{model.observed_dim}.")
+        if card:
+            mean, std = _units(card, x0_raw[None])
+        else:  # no card: --x0 is in model units
+            mean, std = np.zeros(x0_raw.size), np.ones(x0_raw.size)
+        data = Data(None, mean, std, None, {})
+        x0 = (x0_raw - mean) / std
+    else:
+        data = _test_data(args.source, args, card, length=max(args.index + 1, 2))
+        _check_features(model, data, args.source)
+        if not -data.x.shape[0] <= args.index < data.x.shape[0]:
+            raise UsageError(f"--index {args.index} is outside the data "
+                             f"({data.x.shape[0]} steps).")
+        x0 = data.x[args.index]
+    x = model.generate(np.asarray(x0, "float32"), args.steps)
+    x = data.to_raw(np.asarray(x, "float64"))
+    _save_array(args.output, x, [f"x{i + 1}" for i in range(x.shape[1])])
+    _say(args, f"wrote {args.output}: {x.shape[0]} generated steps x {x.shape[1]} variables"
+               + ("" if card or args.x0 is None else " (no model card: model units)"))
+    return 0
+
+
+def cmd_plot(args):
+    from keras_dsr.measures import generate_for_evaluation
+
+    model, card = _load_model(args.model)
+    data = _test_data(args.data, args, card, length=args.length)
+    _check_features(model, data, args.data)
+    x_gen = generate_for_evaluation(model, data.x)
+    paths = _save_figures(args.output_dir, data.x, x_gen, data.dt,
+                          f"{os.path.basename(args.model)} on {os.path.basename(args.data)}")
+    _say(args, "wrote " + ", ".join(paths))
+    return 0
+
+
+def cmd_reconstruct(args):
+    from keras_dsr.recipes import reconstruct
+
+    system = _system(args.system)
+    recipe = _recipe(args)
+    measures = _parse_measures(args.measures)
+    if recipe.seq_len > recipe.train_length:
+        raise UsageError(f"--seq-len {recipe.seq_len} is longer than the training data "
+                         f"(--train-length {recipe.train_length}).")
+    test_length = args.test_length or _default_test_length()
+    if "pe" in measures and test_length <= PE_STEPS:
+        raise UsageError(f"PE({PE_STEPS}) needs --test-length > {PE_STEPS}.")
+    outdir = args.output_dir or f"keras_dsr_{system.name}"
+    _say(args, f"reconstructing {system.name} (dt = {system.dt:g}): training on "
+               f"{recipe.train_length} simulated steps, testing on {test_length}")
+    _say(args, f"recipe: {recipe}")
+    res = reconstruct(system.name, recipe, measures=measures, test_length=test_length,
+                      with_floor=True, verbose=_verbose(args))
+    final = _final_logs(res.history)
+    _say(args, f"trained in {res.seconds:.1f} s; final loss {final.get('loss', float('nan')):.4g}, "
+               f"alpha {final.get('alpha', float('nan')):.3f}")
+    print(f"\n{system.name}: free-running model vs the test trajectory")
+    floor = dict(res.floor or {})
+    if "lyap" in measures and system.lyapunov_ref is not None:
+        floor["lyap"] = system.lyapunov_ref
+    _print_scores(res.scores, floor=floor)
+    data = Data(res.train.x, res.train.mean, res.train.std, res.train.dt,
+                {"source": "system", "system": system.name, "steps": recipe.train_length,
+                 "seed": recipe.seed, "dt": res.train.dt, "noise": 0.0,
+                 "test_steps": test_length, "test_seed": recipe.seed + 1}, system)
+    paths = _save_figures(outdir, res.test.x, res.generated, res.train.dt,
+                          f"{system.name}: true vs generated", history=res.history)
+    _say(args, "wrote " + ", ".join(paths))
+    card = _make_card(args, data, recipe, res.history, res.seconds, scores=res.scores,
+                      floor=floor)
+    _save_model(args, res.model, os.path.join(outdir, "model.keras"), card)
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+def _common(defaults):
+    """Global options; ``defaults=False`` for the copy each subcommand accepts too."""
+    p = argparse.ArgumentParser(add_help=False)
+    kw = {} if defaults else {"default": argparse.SUPPRESS}
+    p.add_argument("--backend", choices=BACKENDS,
+                   help="Keras backend (default: KERAS_BACKEND, else jax)", **kw)
+    p.add_argument("--seed", type=int, help="seed of weights, windows and simulated data "
+                   "(default 0)", **({"default": 0} if defaults else kw))
+    p.add_argument("--quiet", action="store_true", help="no progress output", **kw)
+    return p
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="keras-dsr", description=__doc__.split("\n")[0])
-    parser.add_argument("--backend", choices=["jax", "tensorflow", "torch"],
-                        help="Keras backend (default: KERAS_BACKEND, else jax)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="DEER vs sequential on a GTF-forced shPLRNN (Lorenz-63)")
+    """The argument parser of ``keras-dsr`` (imports keras_dsr for the Recipe defaults)."""
+    parser = argparse.ArgumentParser(
+        prog="keras-dsr", description=__doc__.split("\n")[0],
+        epilog="Run 'keras-dsr COMMAND --help' for the options of a command.",
+        parents=[_common(True)])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = [_common(False)]
+
+    def add(name, func, text):
+        p = sub.add_parser(name, help=text, description=text, parents=common)
+        p.set_defaults(func=func)
+        return p
+
+    data_help = "a system name (see 'keras-dsr systems') or a .npy / .csv file [T, N]"
+    add("systems", cmd_systems, "list the benchmark systems")
+
+    p = add("simulate", cmd_simulate, "simulate a system into a .npy / .csv file")
+    p.add_argument("system", help="system name (see 'keras-dsr systems')")
+    p.add_argument("--steps", type=_positive_int, default=10_000, help="samples (default 10000)")
+    p.add_argument("--noise", type=float, default=0.0,
+                   help="observation noise, fraction of each variable's std (default 0)")
+    p.add_argument("--dt", type=float, help="sampling interval (default: the system's)")
+    p.add_argument("--burn-in", type=float, help="transient discarded, in time units "
+                   "(default: the system's)")
+    p.add_argument("--standardize", action="store_true", help="z-score each variable")
+    p.add_argument("--output", "-o", required=True, help="output file (.npy or .csv)")
+
+    p = add("train", cmd_train, "train a GTF-DEER model; writes MODEL.keras and its card")
+    p.add_argument("data", help=data_help + " (standardised for training)")
+    p.add_argument("--output", "-o", required=True, help="model file (.keras); the card "
+                   "goes next to it (.json, .md)")
+    p.add_argument("--dt", type=float, help="sampling interval: of the file's data (recorded "
+                   "in the card), or to simulate a system with")
+    p.add_argument("--noise", type=float, default=0.0,
+                   help="observation noise of simulated data (default 0)")
+    _add_recipe_options(p)
+
+    measures_help = ("comma-separated measures: dstsp (D_stsp), dh (D_H), pe (PE(20)), "
+                     "lyap (lambda_max; needs dt)")
+    length_help = ("test steps simulated for a system (default: as reconstruct, "
+                   f"{_default_test_length()})")
+    p = add("evaluate", cmd_evaluate, "measures of a trained model on data or a system")
+    p.add_argument("model", help="trained model (.keras)")
+    p.add_argument("data", help=data_help + "; a system is simulated from seed --seed + 1")
+    p.add_argument("--measures", default="dstsp,dh,pe", help=measures_help +
+                   " (default dstsp,dh,pe)")
+    p.add_argument("--length", type=_positive_int, help=length_help)
+    p.add_argument("--dt", type=float, help="sampling interval (default: card / system)")
+    p.add_argument("--output", "-o", help="also write the scores as JSON")
+
+    p = add("generate", cmd_generate, "free run of a trained model")
+    p.add_argument("model", help="trained model (.keras)")
+    p.add_argument("--x0", help="initial observation, comma-separated, in data units "
+                   "(write --x0=-1,2,3 when the first value is negative)")
+    p.add_argument("--from", dest="source", help="take the initial observation from " +
+                   data_help)
+    p.add_argument("--index", type=int, default=0, help="time step of --from (default 0)")
+    p.add_argument("--steps", type=_positive_int, default=10_000, help="steps (default 10000)")
+    p.add_argument("--dt", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--output", "-o", required=True, help="output file (.npy or .csv)")
+
+    p = add("plot", cmd_plot, "attractor, power spectra and time series of a model (PNG)")
+    p.add_argument("model", help="trained model (.keras)")
+    p.add_argument("data", help=data_help)
+    p.add_argument("--output-dir", default=".", help="folder for the PNGs (default .)")
+    p.add_argument("--length", type=_positive_int, help=length_help)
+    p.add_argument("--dt", type=float, help="sampling interval (default: card / system)")
+
+    p = add("reconstruct", cmd_reconstruct,
+            "simulate a system, train, score against the floor; figures, model and card")
+    p.add_argument("system", help="system name (see 'keras-dsr systems')")
+    p.add_argument("--output-dir", help="output folder (default ./keras_dsr_SYSTEM)")
+    p.add_argument("--test-length", type=_positive_int, help=length_help.replace(
+        "test steps simulated for a system", "test steps"))
+    p.add_argument("--measures", default="dstsp,dh", help=measures_help +
+                   " (default dstsp,dh)")
+    _add_recipe_options(p)
+
+    p = add("demo", demo, "DEER vs sequential on a GTF-forced shPLRNN (Lorenz-63)")
     p.add_argument("--steps", type=int, default=10_000, help="sequence length T")
     p.add_argument("--alpha", type=float, default=0.3, help="GTF forcing in [0, 1)")
     p.add_argument("--hidden", type=int, default=50, help="hidden units L")
     p.add_argument("--repeats", type=int, default=5, help="timing repeats")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=demo)
     return parser
 
 
+def _select_backend(argv):
+    """Set KERAS_BACKEND from ``--backend`` before keras is imported; an error text or None."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--backend")
+    known, _ = pre.parse_known_args(argv)
+    if known.backend not in BACKENDS:
+        return None  # absent, or invalid: the full parser reports it
+    if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != known.backend:
+        return "--backend must be chosen before keras is imported"
+    os.environ["KERAS_BACKEND"] = known.backend
+    return None
+
+
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.backend:
-        if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != args.backend:
-            parser.error("--backend must be chosen before keras is imported")
-        os.environ["KERAS_BACKEND"] = args.backend
-    if getattr(args, "steps", 2) < 2:
-        parser.error("--steps must be >= 2")
-    if not 0.0 <= getattr(args, "alpha", 0.0) < 1.0:
-        parser.error("--alpha must be in [0, 1)")
+    """Run ``keras-dsr`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    error = _select_backend(argv)
+    if error:
+        print(f"keras-dsr: error: {error}", file=sys.stderr)
+        return 2
     import keras_dsr  # noqa: F401  (default backend)
 
-    return args.func(args)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2), already printed
+        return e.code if isinstance(e.code, int) else 0
+    args.argv = argv
+    try:
+        if args.command == "demo":
+            if args.steps < 2:
+                raise UsageError("--steps must be >= 2")
+            if not 0.0 <= args.alpha < 1.0:
+                raise UsageError("--alpha must be in [0, 1)")
+        return args.func(args)
+    except UsageError as e:
+        print(f"keras-dsr {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("keras-dsr: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,188 @@
+"""The keras-dsr command, run in-process with tiny settings (and once as a console script)."""
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import BACKEND
+from keras_dsr.cli import main
+from keras_dsr.recipes import Recipe
+from keras_dsr.systems import list_systems
+
+# sequential GTF: the cheapest compile; the CLI only passes --method through
+TINY = ["--hidden", "8", "--seq-len", "50", "--batch-size", "2", "--steps", "4",
+        "--steps-per-epoch", "2", "--method", "sequential"]
+
+
+def run(argv):
+    """``main(argv)`` with stdout and stderr captured: ``(code, out, err)``."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def reconstructed(tmp_path_factory):
+    """``keras-dsr reconstruct lorenz63`` (tiny, with progress output) in a fresh folder."""
+    out = tmp_path_factory.mktemp("cli") / "l63"
+    code, stdout, err = run(["reconstruct", "lorenz63", *TINY, "--train-length", "600",
+                             "--test-length", "300", "--output-dir", out])
+    assert code == 0, err
+    return out, stdout
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory):
+    """A raw (unstandardised) Lorenz-63 CSV written by ``keras-dsr simulate``."""
+    path = tmp_path_factory.mktemp("data") / "l63.csv"
+    assert run(["simulate", "lorenz63", "--steps", "400", "--seed", "2", "--burn-in", "5",
+                "-o", path])[0] == 0
+    return path
+
+
+def test_systems_table():
+    code, out, _ = run(["systems"])
+    assert code == 0
+    for name in list_systems():
+        assert f"\n{name} " in out
+    assert "0.9056" in out and "lambda_max" in out  # Lorenz-63's published exponent
+
+
+def test_simulate_npy_csv_standardize(tmp_path, data_file):
+    npy, std_csv = tmp_path / "a.npy", tmp_path / "b.csv"
+    assert run(["simulate", "lorenz63", "--steps", "400", "--seed", "2", "--burn-in", "5",
+                "-o", npy, "--quiet"])[0] == 0
+    code, out, _ = run(["--seed", "2", "simulate", "lorenz63", "--steps", "400", "--burn-in",
+                        "5", "-o", std_csv, "--standardize"])
+    assert code == 0 and "400 steps x 3 variables" in out
+    raw = np.load(npy)
+    assert raw.shape == (400, 3) and raw[:, 2].mean() > 10  # raw units (z around 23)
+    np.testing.assert_allclose(np.loadtxt(data_file, delimiter=",", skiprows=1), raw)
+    z = np.loadtxt(std_csv, delimiter=",", skiprows=1)
+    np.testing.assert_allclose(z, (raw - raw.mean(0)) / raw.std(0), atol=1e-8)
+
+
+def test_reconstruct_outputs(reconstructed):
+    out, stdout = reconstructed
+    for name in ("model.keras", "model.json", "model.md", "attractor.png",
+                 "power_spectrum.png", "time_series.png", "training.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert "Epoch 1/2" in stdout and "Epoch 2/2" in stdout  # a progress line per epoch
+    assert "D_stsp" in stdout and "D_H" in stdout and "floor" in stdout
+    card = json.loads((out / "model.json").read_text())
+    expected = Recipe().replace(hidden_dim=8, seq_len=50, batch_size=2, steps=4,
+                                steps_per_epoch=2, method="sequential", train_length=600)
+    assert card["recipe"] == expected.to_dict()  # Recipe() defaults + the options given
+    assert card["data"]["system"] == "lorenz63" and card["data"]["dt"] == 0.01
+    assert set(card["scores"]) == set(card["floor"]) == {"dstsp", "dh"}
+    assert all(np.isfinite(v) for v in card["floor"].values())
+    assert card["machine"]["backend"] == BACKEND
+    assert card["training"]["epochs"] == 2 and "loss" in card["training"]["final"]
+    assert "| hidden_dim | 8 |" in (out / "model.md").read_text()
+    model = keras.saving.load_model(out / "model.keras", compile=False)
+    assert model.observed_dim == 3
+
+
+def test_evaluate_generate_plot(reconstructed, data_file, tmp_path):
+    model = reconstructed[0] / "model.keras"
+    code, out, err = run(["evaluate", model, data_file, "--dt", "0.01",
+                          "--measures", "dstsp,dh,pe,lyap", "-o", tmp_path / "s.json"])
+    assert code == 0, err
+    for label in ("D_stsp", "D_H", "PE(20)", "lambda_max"):
+        assert label in out
+    scores = json.loads((tmp_path / "s.json").read_text())["scores"]
+    assert set(scores) == {"dstsp", "dh", "pe", "lyap"}
+    # files and --x0 are in the training data's units (the card's standardisation)
+    raw = np.loadtxt(data_file, delimiter=",", skiprows=1)
+    x0 = ",".join(repr(float(v)) for v in raw[3])
+    assert run(["generate", model, "--from", data_file, "--index", 3, "--steps", 50,
+                "-o", tmp_path / "a.npy"])[0] == 0
+    assert run(["generate", model, f"--x0={x0}", "--steps", 50, "-o", tmp_path / "b.csv"])[0] == 0
+    a, b = np.load(tmp_path / "a.npy"), np.loadtxt(tmp_path / "b.csv", delimiter=",", skiprows=1)
+    assert a.shape == (50, 3)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    code, out, err = run(["plot", model, data_file, "--output-dir", tmp_path / "figs", "--quiet"])
+    assert code == 0, err
+    assert sorted(os.listdir(tmp_path / "figs")) == ["attractor.png", "power_spectrum.png",
+                                                    "time_series.png"]
+
+
+def test_train_on_a_file(data_file, tmp_path):
+    path = tmp_path / "m" / "model.keras"
+    code, out, err = run(["train", data_file, "-o", path, *TINY, "--alpha", "0.2", "--seed", 5,
+                          "--dt", "0.01", "--quiet"])
+    assert code == 0, err
+    assert out == ""  # --quiet
+    card = json.loads((tmp_path / "m" / "model.json").read_text())
+    raw = np.loadtxt(data_file, delimiter=",", skiprows=1)
+    assert card["data"]["source"] == "file" and card["data"]["shape"] == [400, 3]
+    np.testing.assert_allclose(card["standardization"]["mean"], raw.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(card["standardization"]["std"], raw.std(0), rtol=1e-5)
+    assert card["recipe"]["alpha"] == 0.2 and card["recipe"]["seed"] == 5
+    assert card["training"]["final"]["alpha"] == pytest.approx(0.2)
+    assert (tmp_path / "m" / "model.md").exists()
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad")
+    np.save(d / "wide.npy", np.zeros((20, 50)))  # transposed: more variables than steps
+    (d / "text.csv").write_text("a,b\n1,x\n2,3\n")
+    (d / "junk.keras").write_text("not a model")
+    np.save(d / "two.npy", np.random.default_rng(0).normal(size=(100, 2)))
+    return d
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["simulate", "nosuch", "-o", "{d}/x.npy"], "unknown system 'nosuch'; known systems: aizawa"),
+    (["simulate", "lorenz63", "-o", "{d}/x.txt"], "expected a file name ending in .npy or .csv"),
+    (["train", "{d}/missing.npy", "-o", "{d}/m.keras"], "No trajectory file"),
+    (["train", "{d}/wide.npy", "-o", "{d}/m.keras"], "transpose"),
+    (["train", "{d}/text.csv", "-o", "{d}/m.keras"], "Could not parse"),
+    (["train", "{d}/two.npy", "-o", "{d}/m.keras", "--seq-len", "500"], "--seq-len 500 is longer"),
+    (["train", "lorenz63", "-o", "{d}/m.keras", "--estimator", "x"], "--estimator must be one of"),
+    (["train", "lorenz63", "-o", "{d}/m.keras", "--alpha", "2"], "alpha must be in [0, 1]"),
+    (["evaluate", "{d}/none.keras", "lorenz63"], "no model file"),
+    (["evaluate", "{d}/junk.keras", "lorenz63"], "could not load"),
+    (["evaluate", "{model}", "{d}/two.npy"], "the data have 2 variable(s)"),
+    (["evaluate", "{model}", "lorenz63", "--measures", "dstsp,foo"], "unknown measure(s) ['foo']"),
+    (["generate", "{model}", "--x0", "1,2", "-o", "{d}/g.npy"], "--x0 has 2 value(s)"),
+    (["generate", "{model}", "-o", "{d}/g.npy"], "exactly one of --x0 and --from"),
+    (["reconstruct", "lorenz63", "--train-length", "100", "--seq-len", "200"], "longer than"),
+    (["nosuchcommand"], "invalid choice"),
+])
+def test_user_errors_exit_2_without_traceback(argv, message, bad_files, reconstructed):
+    argv = [a.format(d=bad_files, model=reconstructed[0] / "model.keras") for a in argv]
+    code, out, err = run(argv)
+    assert code == 2
+    assert message in err and "Traceback" not in err + out
+    assert "error:" in err
+
+
+def test_help_exits_0():
+    code, out, _ = run(["--help"])
+    assert code == 0 and "reconstruct" in out and "--backend" in out
+    code, out, _ = run(["train", "--help"])
+    assert code == 0 and f"(default: {Recipe().seq_len})" in out  # Recipe defaults shown
+
+
+def test_console_script(tmp_path):
+    if BACKEND != "jax":
+        pytest.skip("the console entry point is checked once, in the JAX session")
+    exe = shutil.which("keras-dsr", path=os.path.dirname(sys.executable)) or shutil.which(
+        "keras-dsr")
+    if exe is None:
+        pytest.skip("keras-dsr is not installed as a console script")
+    proc = subprocess.run([exe, "--backend", "jax", "train", "nosuch", "-o", tmp_path / "m.keras"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "unknown system 'nosuch'" in proc.stderr and "Traceback" not in proc.stderr
