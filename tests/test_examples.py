@@ -30,3 +30,17 @@ def test_cli_demo_smoke():
                            "--repeats", "1"], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "result: OK" in proc.stdout
+
+
+@pytest.mark.slow
+def test_tune_lorenz63_smoke(tmp_path):
+    if BACKEND != "jax":
+        pytest.skip("the example runs once, in the JAX session")
+    pytest.importorskip("keras_tuner")
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "tune_lorenz63.py"),
+                           "--smoke", "--directory", str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "search: 2 trials" in proc.stdout and "best configuration" in proc.stdout
+    assert "D_stsp =" in proc.stdout
