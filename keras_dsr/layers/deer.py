@@ -17,6 +17,7 @@ from keras import ops
 
 from keras_dsr.cells.base import DSRCell
 from keras_dsr.cells.keras_adapter import KerasCellAdapter, check_keras_cell
+from keras_dsr.ops.auto import resolve_method
 from keras_dsr.ops.newton import METHODS, deer_solve
 
 _NAME = "DEERLayer"
@@ -65,7 +66,8 @@ class DEERLayer(keras.layers.Layer):
             Cells with dropout are rejected.
         method: ``"deer"`` (dense Jacobians), ``"quasi"`` (diagonal Jacobians),
             ``"damped"`` (norm-clipped Jacobians) or ``"sequential"`` (compiled
-            loop); see :func:`keras_dsr.ops.deer_solve`.
+            loop); see :func:`keras_dsr.ops.deer_solve`; or ``"auto"`` (by device and
+            state size, :func:`keras_dsr.ops.auto.choose_method`).
         return_sequences: return all outputs ``[B, T, units]`` (default) or only the
             last ``[B, units]``.
         return_state: also return the final states, as ``keras.layers.RNN`` does:
@@ -114,8 +116,8 @@ class DEERLayer(keras.layers.Layer):
         else:
             check_keras_cell(cell, where=_NAME, name="cell")
             wrapped, auto_wrapped = KerasCellAdapter(cell), True
-        if method not in METHODS:
-            raise ValueError(f"{_NAME}: `method` must be one of {METHODS}, got {method!r}.")
+        if method not in METHODS + ("auto",):
+            raise ValueError(f"{_NAME}: `method` must be one of {METHODS + ('auto',)}, got {method!r}.")
         for flag, value in (("return_sequences", return_sequences), ("return_state", return_state)):
             if not isinstance(value, bool):
                 raise TypeError(f"{_NAME}: `{flag}` must be a bool, got {value!r}.")
@@ -236,7 +238,7 @@ class DEERLayer(keras.layers.Layer):
             u,
             length=t,
             jacobian_fn=jacobian_fn,
-            method=self.method,
+            method=resolve_method(self.method, z0.shape[-1]),
             atol=self.atol,
             rtol=self.rtol,
             max_iter=self.max_iter,

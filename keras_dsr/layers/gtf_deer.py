@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_dsr.ops import deer_solve
+from keras_dsr.ops.auto import resolve_method
 
 ESTIMATORS = (
     "product_upper_bound",
@@ -59,7 +60,8 @@ class GTFDEERLayer(keras.layers.Layer):
         cell: a :class:`keras_dsr.cells.DSRCell` (``call`` + analytic ``jacobian``).
         alpha: initial forcing in [0, 1].
         method: ``"deer"``, ``"quasi"``, ``"damped"`` or ``"sequential"`` (plain
-            loop: BPTT with GTF, the reference).
+            loop: BPTT with GTF, the reference), or ``"auto"`` (chosen for the
+            device and latent size by :func:`keras_dsr.ops.auto.choose_method`).
         latent_init: ``"zeros"`` or ``"learned"`` (a linear map from ``x_0`` to the
             M - N unobserved units; only used when N < M).
         alpha_estimator: estimator of G (adaptive GTF; DESIGN §2.3):
@@ -94,10 +96,10 @@ class GTFDEERLayer(keras.layers.Layer):
                 f"`call` and `jacobian`), got {type(cell).__name__}."
             )
         _check_alpha(alpha)
-        if method not in ("deer", "quasi", "damped", "sequential"):
+        if method not in ("deer", "quasi", "damped", "sequential", "auto"):
             raise ValueError(
                 "GTFDEERLayer: `method` must be one of 'deer', 'quasi', 'damped', "
-                f"'sequential', got {method!r}."
+                f"'sequential', 'auto', got {method!r}."
             )
         if latent_init not in ("zeros", "learned"):
             raise ValueError(
@@ -195,7 +197,8 @@ class GTFDEERLayer(keras.layers.Layer):
         def jacobian(z, target):
             return (1.0 - forcing)[:, None] * self.cell.jacobian(z)
 
-        z, info = deer_solve(step, z0, zhat, jacobian_fn=jacobian, method=self.method,
+        method = resolve_method(self.method, self.cell.latent_dim)
+        z, info = deer_solve(step, z0, zhat, jacobian_fn=jacobian, method=method,
                              initial_guess=zhat, atol=self.atol, rtol=self.rtol,
                              max_iter=self.max_iter)
         return z0, z, info

@@ -66,7 +66,8 @@ class DSRModel(keras.Model):
             and the lab's defaults) or a fixed initial forcing in [0, 1]
             (1 = classical teacher forcing; set later by your own callbacks).
         method: ``"deer"`` (default), ``"quasi"``, ``"damped"`` or ``"sequential"``
-            (BPTT with GTF; same gradients).
+            (BPTT with GTF; same gradients), or ``"auto"`` (by device and latent
+            size, :func:`keras_dsr.ops.auto.choose_method`).
         latent_init: ``"zeros"`` or ``"learned"`` initial unobserved units.
         alpha_estimator: see :class:`~keras_dsr.layers.GTFDEERLayer`.
         regularizers: callables ``r(cell) -> scalar`` added to the loss (e.g.

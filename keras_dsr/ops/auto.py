@@ -1,0 +1,80 @@
+"""``method="auto"``: pick the DEER variant or the sequential loop for the device and problem.
+
+The rule, and the measurements behind it (``benchmarks/RESULTS_scale.md``; GTF-forced
+clipped shPLRNN, L = 64, batch 1, training step = forward + gradient, JAX, 2-core
+CPU):
+
+=====  =========================  ========================  ========================
+ M      DEER / BPTT, T = 10^3      DEER / BPTT, T = 10^4     quasi / BPTT, T = 10^4
+=====  =========================  ========================  ========================
+ 3      0.89                       0.84                      0.83
+ 16     2.53                       3.54                      3.06
+ 64     19.1                       18.6                      12.3
+=====  =========================  ========================  ========================
+
+* CPU: dense DEER (``"deer"``) for latent size M <= 8, where it is as fast as or
+  faster than BPTT and has O(log T) depth; ``"sequential"`` (BPTT, the same
+  gradients) above, where the O(T M^3) work of the dense scan loses to the
+  O(T M L) loop on a few cores.
+* GPU / TPU: ``"deer"`` for M <= 32, ``"quasi"`` (diagonal Jacobians, O(T M) scan
+  work) above. Not yet measured on a GPU (none was available); the ``--gpu``
+  profile of ``benchmarks/bench_scale.py`` is the check.
+
+Example:
+    >>> choose_method(3, platform="cpu")
+    'deer'
+    >>> choose_method(64, platform="gpu")
+    'quasi'
+"""
+
+import keras
+
+__all__ = ["choose_method", "current_platform", "resolve_method"]
+
+CPU_DEER_MAX_LATENT = 8
+ACCELERATOR_DEER_MAX_LATENT = 32
+PLATFORMS = ("cpu", "gpu", "tpu")
+
+
+def current_platform():
+    """``"cpu"``, ``"gpu"`` or ``"tpu"``: where the current Keras backend computes."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        platform = jax.default_backend()
+        return platform if platform in PLATFORMS else "gpu"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
+    if backend == "torch":
+        import torch
+
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    return "cpu"
+
+
+def choose_method(latent_dim, platform=None):
+    """The solve method for latent size ``latent_dim`` on ``platform`` (see module docstring).
+
+    Args:
+        latent_dim: latent size M (positive int).
+        platform: ``"cpu"``, ``"gpu"`` or ``"tpu"``; default :func:`current_platform`.
+
+    Returns:
+        ``"deer"``, ``"quasi"`` or ``"sequential"``.
+    """
+    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
+        raise ValueError(f"`latent_dim` must be a positive int, got {latent_dim!r}.")
+    platform = current_platform() if platform is None else platform
+    if platform not in PLATFORMS:
+        raise ValueError(f"`platform` must be one of {PLATFORMS} or None, got {platform!r}.")
+    if platform == "cpu":
+        return "deer" if latent_dim <= CPU_DEER_MAX_LATENT else "sequential"
+    return "deer" if latent_dim <= ACCELERATOR_DEER_MAX_LATENT else "quasi"
+
+
+def resolve_method(method, latent_dim):
+    """``method`` itself, or :func:`choose_method` for ``"auto"``."""
+    return choose_method(int(latent_dim)) if method == "auto" else method
