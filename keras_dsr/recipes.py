@@ -54,17 +54,17 @@ class Recipe:
         >>> Recipe(seq_len=2_000).to_dict()["seq_len"]
         2000
 
-    The defaults are the best Lorenz-63 configuration of the recipe search in
-    ``benchmarks/recipe_search/RESULTS.md`` that trains in about 2-5 minutes on a
-    2-core CPU (T = 200 windows, 3000 Adam steps at lr 1e-2, L = 300, adaptive GTF
-    with gamma 0.99).
+    The defaults are the Lorenz-63 recipe of ``examples/train_lorenz63.py``
+    (T = 10 000 windows, batch 1, 3000 Adam steps at lr 1e-2, L = 100, adaptive GTF
+    with gamma 0.99): 3-4 minutes of training on a 2-core CPU, D_stsp 0.11-0.27 and
+    D_H ~0.06 (``benchmarks/recipe_search/RESULTS.md``).
     """
 
     cell: str = "clipped_shplrnn"
     latent_dim: Optional[int] = None
-    hidden_dim: int = 300
-    seq_len: int = 200
-    batch_size: int = 16
+    hidden_dim: int = 100
+    seq_len: int = 10_000
+    batch_size: int = 1
     steps: int = 3000
     steps_per_epoch: int = 100
     learning_rate: float = 1e-2
