@@ -21,10 +21,13 @@ PRESETS = zoo.list_presets()
 BACKEND = keras.backend.backend()
 
 
-def test_every_recipe_is_shipped():
+def test_every_recipe_is_shipped_or_carded_as_failed():
     recipes = sorted(d for d in os.listdir(os.path.join(ROOT, "zoo"))
                      if os.path.isfile(os.path.join(ROOT, "zoo", d, "recipe.json")))
-    assert recipes == PRESETS
+    assert set(PRESETS) <= set(recipes)
+    for name in set(recipes) - set(PRESETS):  # a failed build says so in its card
+        with open(os.path.join(ROOT, "zoo", name, "CARD.md")) as fh:
+            assert "Status: not shipped" in fh.read()
     for name in PRESETS:
         info = zoo.preset_info(name)
         with open(os.path.join(ROOT, "zoo", name, "recipe.json")) as fh:

@@ -7,7 +7,9 @@ held-out test trajectory (D_stsp, D_H, PE(20), lambda_max) next to the floor of 
 independent true trajectory and the true lambda_max, writes the model card
 ``zoo/<name>/CARD.md`` and installs the model into the package
 (``keras_dsr/zoo/presets/<name>.keras`` and its ``manifest.json`` entry with the
-file's SHA-256).
+file's SHA-256) — only when the model meets the acceptance criteria of
+``keras_dsr/zoo/criteria.py``; otherwise the card records the failed build and the
+preset is not installed.
 
 Usage (from the repository root):
     KERAS_BACKEND=jax python zoo/build.py lorenz63
@@ -24,6 +26,7 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+NOT_SHIPPED = "not shipped"
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -90,9 +93,13 @@ def build(name, verbose=2):
         "final_logs": final, "machine": machine(),
         "date": datetime.date.today().isoformat(),
     }
-    manifest[name] = entry
+    if ok:
+        manifest[name] = entry
+    else:  # a preset ships only when it meets its criteria: uninstall, keep the card
+        manifest.pop(name, None)
+        os.remove(target)
     _write_manifest(manifest)
-    _write_card(name, system, recipe, entry, lines)
+    _write_card(name, system, recipe, entry, lines, ok)
     print("\n".join(lines))
     return ok
 
@@ -103,10 +110,14 @@ def _write_manifest(manifest):
         fh.write("\n")
 
 
-def _write_card(name, system, recipe, entry, lines):
+def _write_card(name, system, recipe, entry, lines, ok):
     card = entry["card"]
+    status = ("Status: shipped (criteria met)." if ok else
+              f"Status: {NOT_SHIPPED} (criteria NOT met by this build; not installed).")
     text = [
         f"# Preset `{name}`: {system}",
+        "",
+        status,
         "",
         f"Rebuild: `KERAS_BACKEND=jax python zoo/build.py {name}` (from the repository root).",
         "",
