@@ -8,6 +8,7 @@ Subcommands (``keras-dsr COMMAND --help`` for the options of each):
     generate     free run of a trained model from an initial condition
     plot         attractor, power-spectrum and time-series figures of a model
     reconstruct  simulate, train, score against the floor, figures, model + card
+    zoo          pretrained presets: list, show NAME, evaluate NAME (criteria check)
     demo         DEER vs a sequential loop on a GTF-forced shPLRNN (Lorenz-63)
 
 Global options (before or after the command): ``--backend`` selects the Keras
@@ -759,6 +760,42 @@ def _common(defaults):
     return p
 
 
+def cmd_zoo(args):
+    """``zoo list | show NAME | evaluate NAME``: the shipped pretrained presets."""
+    import json
+
+    from keras_dsr import zoo
+    from keras_dsr.zoo.criteria import check_scores, preset_scores, true_reference
+
+    names = zoo.list_presets()
+    if args.action == "list":
+        if not names:
+            print("no presets are shipped with this installation (see zoo/README.md).")
+            return 0
+        print(f"{'name':<14}{'system':<18}{'D_stsp':>9}{'D_H':>9}{'lambda_max':>12}")
+        for name in names:
+            info = zoo.preset_info(name)
+            sc = info.get("card", {}).get("scores", {})
+            print(f"{name:<14}{info['system']:<18}{_fmt(sc.get('dstsp')):>9}"
+                  f"{_fmt(sc.get('dh')):>9}{_fmt(sc.get('lyap')):>12}")
+        return 0
+    if not args.name:
+        raise UsageError(f"zoo {args.action} needs a preset name; shipped: {names}")
+    try:
+        info = zoo.preset_info(args.name)
+        if args.action == "show":
+            print(json.dumps(info, indent=1, sort_keys=True))
+            return 0
+        model = zoo.load_preset(args.name)
+    except zoo.PresetError as e:
+        raise UsageError(str(e)) from None
+    ok, lines = check_scores(args.name, preset_scores(model, args.name),
+                             true_reference(args.name))
+    print("\n".join(lines))
+    print("criteria met" if ok else "criteria NOT met")
+    return 0 if ok else 1
+
+
 def build_parser():
     """The argument parser of ``keras-dsr`` (imports keras_dsr for the Recipe defaults)."""
     parser = argparse.ArgumentParser(
@@ -837,6 +874,11 @@ def build_parser():
     p.add_argument("--measures", default="dstsp,dh", help=measures_help +
                    " (default dstsp,dh)")
     _add_recipe_options(p)
+
+    p = add("zoo", cmd_zoo, "pretrained presets: list, show NAME, evaluate NAME "
+            "(recomputes the measures and checks the criteria; exit 1 if not met)")
+    p.add_argument("action", choices=("list", "show", "evaluate"))
+    p.add_argument("name", nargs="?", help="preset name (for show / evaluate)")
 
     p = add("demo", demo, "DEER vs sequential on a GTF-forced shPLRNN (Lorenz-63)")
     p.add_argument("--steps", type=int, default=10_000, help="sequence length T")

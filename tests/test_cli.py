@@ -186,3 +186,18 @@ def test_console_script(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "unknown system 'nosuch'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_zoo_commands():
+    from keras_dsr import zoo
+
+    code, out, _ = run(["zoo", "list"])
+    assert code == 0
+    if not zoo.list_presets():
+        assert "no presets are shipped" in out
+    else:
+        assert all(name in out for name in zoo.list_presets())
+    code, _, err = run(["zoo", "show", "no_such_preset"])
+    assert code == 2 and "Unknown preset 'no_such_preset'" in err
+    code, _, err = run(["zoo", "evaluate"])
+    assert code == 2 and "needs a preset name" in err
