@@ -142,7 +142,8 @@ class ShallowPLRNN(DSRCell):
     """Shallow PLRNN: ``z' = a * z + W1 relu(W2 z + h2) + h1 (+ u @ C)``.
 
     Latent dim M, hidden dim L (``hidden_dim``).
-    Jacobian: ``J(z) = diag(a) + W1 diag(1[W2 z + h2 > 0]) W2``; its diagonal
+    Jacobian: ``J(z) = diag(a) + W1 diag(1[W2 z + h2 > 0]) W2``, computed as
+    ``d @ P`` with ``P[l] = W1[:, l] W2[l, :]`` (no ``[..., M, L]`` temporary); its diagonal
     ``J_ii = a_i + sum_l W1[i, l] 1[.]_l W2[l, i]`` is computed without the full
     matrix (O(L M) per point).
 
@@ -217,10 +218,15 @@ class ShallowPLRNN(DSRCell):
         return self._hidden_mask(x, self._var(self.h2, z))  # [..., L]
 
     def _jacobian(self, z):
+        # sum_l d_l W1[:, l] W2[l, :] as one product d @ P with P[l] = W1[:, l] W2[l, :]
+        # ([L, M*M]): no [..., M, L] temporary (4x the Jacobian's size at M=16, L=64).
         d = self._mask(z)
         w1 = self._var(self.W1, z)
         w2 = self._var(self.W2, z)
-        return ops.diag(self._var(self.a, z)) + matmul(w1 * d[..., None, :], w2)
+        m, l_ = self.latent_dim, self.hidden_dim
+        p = ops.reshape(ops.transpose(w1)[:, :, None] * w2[:, None, :], (l_, m * m))
+        inner = ops.reshape(matmul(d, p), tuple(ops.shape(d)[:-1]) + (m, m))
+        return ops.diag(self._var(self.a, z)) + inner
 
     def _jacobian_diagonal(self, z):
         d = self._mask(z)
