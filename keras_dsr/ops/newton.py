@@ -28,7 +28,7 @@ from keras import ops
 from keras_dsr.ops._tensor import as_tensor, matvec
 
 from keras_dsr.ops.jacobian import batch_jacobian, no_grad
-from keras_dsr.ops.linear import linear_recurrence
+from keras_dsr.ops.linear import chunked_recurrence, linear_recurrence
 
 METHODS = ("deer", "quasi", "damped", "sequential")
 
@@ -162,6 +162,7 @@ def deer_solve(
     max_jacobian_norm=1.0,
     fallback=True,
     linear_solver=None,
+    chunk_size=None,
 ):
     """Solve ``z_t = f(z_{t-1}, u_t)`` (t = 1..T) in parallel by Newton's method.
 
@@ -193,6 +194,16 @@ def deer_solve(
             :func:`linear_recurrence` (the default); e.g. the time-sharded
             :func:`keras_dsr.ops.sharded.sharded_linear_recurrence` (see
             :func:`keras_dsr.ops.sharded.sharded_deer_solve`).
+        chunk_size: None (default) or a positive int C < T: every Newton step
+            runs chunk by chunk (C steps each, one after another, a parallel
+            scan within each; :func:`keras_dsr.ops.linear.chunked_recurrence`):
+            its Jacobians ``[..., C, M, M]`` are made per chunk, so no
+            ``[..., T, M, M]`` tensor exists and the memory is O(T M) plus one
+            chunk's (on JAX the final step's chunks are rematerialised, so the
+            gradient's memory is too). Same values and gradients up to float
+            rounding; depth O((T/C) log C). ``step_fn`` and ``jacobian_fn`` are
+            then called on chunks ``[..., C, M]``: anything that varies in time
+            must come through ``inputs``. Not with ``linear_solver``.
 
     Returns:
         ``(z, info)``: ``z`` ``[..., T, M]`` = ``z_1 .. z_T``; ``info`` a dict of
@@ -214,8 +225,14 @@ def deer_solve(
     if initial_guess is not None:
         initial_guess = as_tensor(initial_guess)
     t = _validate(step_fn, z0, inputs, length, initial_guess, jacobian_fn, method, max_iter)
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+    ):
+        raise ValueError(f"`chunk_size` must be a positive int or None, got {chunk_size!r}.")
     if linear_solver is None:
         linear_solver = linear_recurrence
+    elif chunk_size is not None:
+        raise ValueError("Pass `chunk_size` or `linear_solver`, not both.")
     elif not callable(linear_solver):
         raise TypeError(
             f"`linear_solver` must be callable (a, b, h0) -> h or None, got {type(linear_solver)}."
@@ -237,40 +254,51 @@ def deer_solve(
     max_iter = min(t, 100) if max_iter is None else max_iter
     dense = method != "quasi"
 
-    def full_jacobian(zp):
+    def full_jacobian(zp, u):
         jac = None
         if jacobian_fn is not None:
-            jac = jacobian_fn(zp, inputs)
+            jac = jacobian_fn(zp, u)
             if len(jac.shape) != len(zp.shape) + 1:  # a diagonal: not enough here
                 jac = None
         if jac is None:
-            jac = batch_jacobian(step_fn, zp, inputs)
+            jac = batch_jacobian(step_fn, zp, u)
         return ops.stop_gradient(jac)
 
-    def iteration_jacobian(zp):
+    def iteration_jacobian(zp, u):
         if method == "quasi":
             if jacobian_fn is not None:
-                jac = jacobian_fn(zp, inputs)
+                jac = jacobian_fn(zp, u)
                 if len(jac.shape) == len(zp.shape) + 1:
                     jac = _diagonal(jac)
             else:
-                jac = _diagonal(batch_jacobian(step_fn, zp, inputs))
+                jac = _diagonal(batch_jacobian(step_fn, zp, u))
             return ops.stop_gradient(jac)
-        jac = full_jacobian(zp)
+        jac = full_jacobian(zp, u)
         if method == "damped":
             jac = _clip_jacobian(jac, True, max_jacobian_norm)
         return jac
 
-    def newton_step(z, z_init, jacobian):
-        """One Newton step around ``z`` (constant), with ``z_init`` the live z_0."""
+    def newton_step(z, z_init, jacobian, remat=False):
+        """One Newton step around ``z`` (constant), with ``z_init`` the live z_0.
+
+        Chunked (``chunk_size`` < T): the Jacobians and offsets are made chunk by
+        chunk inside :func:`chunked_recurrence`, never for all T steps at once.
+        """
+
+        def coefficients(zp, u=None):
+            jac = jacobian(zp, u)
+            f = step_fn(zp, u)
+            if len(jac.shape) == len(zp.shape) + 1:
+                jz = matvec(jac, zp)
+            else:
+                jz = jac * zp
+            return jac, f - jz
+
         zp = _shift(z, ops.stop_gradient(z_init))
-        jac = jacobian(zp)
-        f = step_fn(zp, inputs)
-        if len(jac.shape) == len(zp.shape) + 1:
-            jz = matvec(jac, zp)
-        else:
-            jz = jac * zp
-        return linear_solver(jac, f - jz, z_init)
+        xs = (zp,) if inputs is None else (zp, inputs)
+        if chunk_size is not None and chunk_size < t:
+            return chunked_recurrence(coefficients, xs, z_init, chunk_size, remat=remat)
+        return linear_solver(*coefficients(*xs), z_init)
 
     if initial_guess is None:
         shape = tuple(ops.shape(z0)[:-1]) + (t, z0.shape[-1])
@@ -306,7 +334,7 @@ def deer_solve(
     # The final, differentiable step uses the full Jacobian whatever the method:
     # its derivative is then the exact (BPTT) gradient. Its values are checked too,
     # since for an expanding map the full-Jacobian scan can overflow.
-    z_final = newton_step(z_star, z0, full_jacobian)
+    z_final = newton_step(z_star, z0, full_jacobian, remat=True)
     use_newton = ops.logical_and(converged, ops.all(ops.isfinite(z_final)))
 
     if fallback:
