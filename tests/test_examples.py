@@ -44,3 +44,16 @@ def test_tune_lorenz63_smoke(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "search: 2 trials" in proc.stdout and "best configuration" in proc.stdout
     assert "D_stsp =" in proc.stdout
+
+
+@pytest.mark.slow
+def test_gru_deer_smoke():
+    if BACKEND != "jax":
+        pytest.skip("the example runs once, in the JAX session")
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "gru_deer.py"),
+                           "--smoke"], env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    diff = float(proc.stdout.split("max |DEER - RNN| = ")[1].split(";")[0])
+    assert diff < 1e-4
+    assert "DEERLayer(GRUCell) trained" in proc.stdout
