@@ -12,7 +12,7 @@ from keras_dsr.ops.auto import choose_method, current_platform
 
 
 @pytest.mark.parametrize("m,platform,expected", [
-    (3, "cpu", "deer"), (8, "cpu", "deer"), (9, "cpu", "sequential"), (64, "cpu", "sequential"),
+    (3, "cpu", "deer"), (4, "cpu", "deer"), (8, "cpu", "sequential"), (64, "cpu", "sequential"),
     (3, "gpu", "deer"), (32, "gpu", "deer"), (33, "gpu", "quasi"), (64, "tpu", "quasi"),
 ])
 def test_rule(m, platform, expected):

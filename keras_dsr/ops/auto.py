@@ -1,21 +1,22 @@
 """``method="auto"``: pick the DEER variant or the sequential loop for the device and problem.
 
-The rule, and the measurements behind it (``benchmarks/RESULTS_scale.md``; GTF-forced
+The rule, and the measurements behind it (``benchmarks/RESULTS_scale.md``, run of 2026-11-29 04:40; GTF-forced
 clipped shPLRNN, L = 64, batch 1, training step = forward + gradient, JAX, 2-core
 CPU):
 
-=====  =========================  ========================  ========================
- M      DEER / BPTT, T = 10^3      DEER / BPTT, T = 10^4     quasi / BPTT, T = 10^4
-=====  =========================  ========================  ========================
- 3      0.89                       0.84                      0.83
- 16     2.53                       3.54                      3.06
- 64     19.1                       18.6                      12.3
-=====  =========================  ========================  ========================
+=====  =========================  ========================
+ M      DEER / BPTT, T = 10^3      DEER / BPTT, T = 10^4
+=====  =========================  ========================
+ 3      0.73                       0.82
+ 8      -                          1.52
+ 16     2.08                       3.01
+ 64     15.8                       19.6
+=====  =========================  ========================
 
-* CPU: dense DEER (``"deer"``) for latent size M <= 8, where it is as fast as or
-  faster than BPTT and has O(log T) depth; ``"sequential"`` (BPTT, the same
-  gradients) above, where the O(T M^3) work of the dense scan loses to the
-  O(T M L) loop on a few cores.
+* CPU: dense DEER (``"deer"``) for latent size M <= 4, where it is faster than
+  BPTT and has O(log T) depth (measured at M = 3; at M = 8 it is already 1.5x
+  slower); ``"sequential"`` (BPTT, the same gradients) above, where the
+  O(T M^3) work of the dense scan loses to the O(T M L) loop on a few cores.
 * GPU / TPU: ``"deer"`` for M <= 32, ``"quasi"`` (diagonal Jacobians, O(T M) scan
   work) above. Not yet measured on a GPU (none was available); the ``--gpu``
   profile of ``benchmarks/bench_scale.py`` is the check.
@@ -31,7 +32,7 @@ import keras
 
 __all__ = ["choose_method", "current_platform", "resolve_method"]
 
-CPU_DEER_MAX_LATENT = 8
+CPU_DEER_MAX_LATENT = 4
 ACCELERATOR_DEER_MAX_LATENT = 32
 PLATFORMS = ("cpu", "gpu", "tpu")
 
