@@ -1,6 +1,6 @@
 """``method="auto"``: pick the DEER variant or the sequential loop for the device and problem.
 
-The rule, and the measurements behind it (``benchmarks/RESULTS_scale.md``, run of 2026-11-29 04:40; GTF-forced
+The rule, and the measurements behind it (``benchmarks/RESULTS_scale.md``; table from its run of 2026-11-29 04:40 — the committed 05:12 rerun gives 0.78 at M = 3 and 0.75 at M = 8, a batch-4 run 1.16 at M = 8: parity near M = 8; GTF-forced
 clipped shPLRNN, L = 64, batch 1, training step = forward + gradient, JAX, 2-core
 CPU):
 
@@ -14,8 +14,8 @@ CPU):
 =====  =========================  ========================
 
 * CPU: dense DEER (``"deer"``) for latent size M <= 4, where it is faster than
-  BPTT and has O(log T) depth (measured at M = 3; at M = 8 it is already 1.5x
-  slower); ``"sequential"`` (BPTT, the same gradients) above, where the
+  BPTT and has O(log T) depth (measured at M = 3; at M = 8 the three runs
+  scatter 0.75-1.52x, so the cut stays on the safe side); ``"sequential"`` (BPTT, the same gradients) above, where the
   O(T M^3) work of the dense scan loses to the O(T M L) loop on a few cores.
 * GPU / TPU: ``"deer"`` for M <= 32, ``"quasi"`` (diagonal Jacobians, O(T M) scan
   work) above. Not yet measured on a GPU (none was available); the ``--gpu``
