@@ -47,8 +47,14 @@ class Recipe:
         gtf_gamma, gtf_k: adaptive GTF's smoothing factor and update period (batches).
         alpha_estimator: Jacobian-norm estimator of adaptive GTF.
         method: DEER method (``"deer"``, ``"quasi"``, ``"damped"``, ``"sequential"``).
+        chunk_size: None or a positive int: DEER solves each window ``chunk_size``
+            steps at a time (less memory, same result; see
+            :class:`~keras_dsr.layers.GTFDEERLayer`).
         train_length: steps of the simulated training trajectory (``reconstruct``).
-        seed: seed of weights, windows and simulated data.
+        seed: seed of the simulated data (training: ``seed``, test: ``seed + 1``)
+            and, unless ``init_seed`` is set, of the weights and window order.
+        init_seed: None or an int: seed of the weights and window order alone
+            (several initialisations on the same data, e.g. ``zoo/build.py --tries``).
 
     Example:
         >>> Recipe(seq_len=2_000).to_dict()["seq_len"]
@@ -74,8 +80,10 @@ class Recipe:
     gtf_k: int = 5
     alpha_estimator: str = "product_upper_bound"
     method: str = "deer"
+    chunk_size: Optional[int] = None
     train_length: int = 100_000
     seed: int = 0
+    init_seed: Optional[int] = None
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -87,6 +95,12 @@ class Recipe:
                 raise ValueError(f"Recipe: `{name}` must be a positive int, got {v!r}.")
         if self.seq_len < 2:
             raise ValueError(f"Recipe: `seq_len` must be >= 2, got {self.seq_len}.")
+        for name in ("chunk_size", "init_seed"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer))
+                                  or (name == "chunk_size" and v < 1)):
+                raise ValueError(f"Recipe: `{name}` must be None or a "
+                                 f"{'positive ' if name == 'chunk_size' else ''}int, got {v!r}.")
         if self.latent_dim is not None and (not isinstance(self.latent_dim, int)
                                             or self.latent_dim < 1):
             raise ValueError(f"Recipe: `latent_dim` must be a positive int or None, "
@@ -119,6 +133,11 @@ class Recipe:
         """A copy with some fields changed (validated)."""
         return dataclasses.replace(self, **changes)
 
+    @property
+    def weight_seed(self):
+        """The seed of the weights and the window order (``init_seed`` or ``seed``)."""
+        return self.seed if self.init_seed is None else self.init_seed
+
 
 def make_cell(recipe, n_features):
     """The latent model of ``recipe`` for data with ``n_features`` observed variables."""
@@ -128,7 +147,7 @@ def make_cell(recipe, n_features):
     if m < n_features:
         raise ValueError(f"Recipe: `latent_dim` ({m}) must be >= the number of observed "
                          f"features ({n_features}).")
-    seed = recipe.seed
+    seed = recipe.weight_seed
     if recipe.cell == "clipped_shplrnn":
         return cells.ClippedShallowPLRNN(m, recipe.hidden_dim, seed=seed, name="cell")
     if recipe.cell == "shplrnn":
@@ -144,7 +163,9 @@ def build_model(recipe, n_features):
 
     model = DSRModel(cell=make_cell(recipe, n_features),
                      alpha=recipe.alpha, method=recipe.method,
-                     alpha_estimator=recipe.alpha_estimator)
+                     alpha_estimator=recipe.alpha_estimator,
+                     solver_options=({} if recipe.chunk_size is None
+                                     else {"chunk_size": recipe.chunk_size}))
     lr = keras.optimizers.schedules.CosineDecay(
         recipe.learning_rate, decay_steps=recipe.steps, alpha=recipe.final_lr_fraction)
     model.compile(optimizer=keras.optimizers.Adam(lr))
@@ -173,9 +194,9 @@ def train(recipe, x, callbacks=(), verbose="auto"):
     """
     from keras_dsr.data import TrajectoryWindows
 
-    keras.utils.set_random_seed(recipe.seed)
+    keras.utils.set_random_seed(recipe.weight_seed)
     windows = TrajectoryWindows(x, seq_len=recipe.seq_len, batch_size=recipe.batch_size,
-                                steps_per_epoch=recipe.steps_per_epoch, seed=recipe.seed)
+                                steps_per_epoch=recipe.steps_per_epoch, seed=recipe.weight_seed)
     n = windows.trajectories[0].shape[1]
     model = build_model(recipe, n)
     epochs = max(1, -(-recipe.steps // recipe.steps_per_epoch))

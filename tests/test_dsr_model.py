@@ -56,6 +56,18 @@ def test_predictions_match_sequential_loop(kind, latent):
     np.testing.assert_allclose(pred, ref, atol=2e-5, rtol=1e-4)
 
 
+def mse_value_and_grads(model, x):
+    """One-step MSE of ``model`` on windows ``x`` and its gradients w.r.t. the weights."""
+    fixed = [v.value for v in model.non_trainable_variables]
+    target = ops.convert_to_tensor(x[:, 1:])
+
+    def loss(*trainable):
+        pred, _ = model.stateless_call(list(trainable), fixed, ops.convert_to_tensor(x))
+        return ops.mean((pred - target) ** 2)
+
+    return value_and_grads(loss, [v.value for v in model.trainable_variables])
+
+
 @pytest.mark.parametrize("kind", ["plrnn", "shplrnn", "clipped", "alrnn"])
 def test_gtf_deer_gradient_equals_sequential_bptt(kind):
     x = lorenz_windows(4, 80)
@@ -67,14 +79,7 @@ def test_gtf_deer_gradient_equals_sequential_bptt(kind):
         if method == "sequential":
             model.set_weights(weights)
         weights = model.get_weights()
-        fixed = [v.value for v in model.non_trainable_variables]
-        target = ops.convert_to_tensor(x[:, 1:])
-
-        def loss(*trainable, model=model, fixed=fixed):
-            pred, _ = model.stateless_call(list(trainable), fixed, ops.convert_to_tensor(x))
-            return ops.mean((pred - target) ** 2)
-
-        grads[method] = value_and_grads(loss, [v.value for v in model.trainable_variables])
+        grads[method] = mse_value_and_grads(model, x)
     np.testing.assert_allclose(grads["deer"][0], grads["sequential"][0], rtol=1e-5)
     for g, r in zip(grads["deer"][1], grads["sequential"][1]):
         assert np.max(np.abs(g - r)) <= 1e-4 * max(np.max(np.abs(r)), 1e-8)
@@ -190,6 +195,46 @@ def test_generate_matches_cell_loop():
         np.testing.assert_allclose(latent[:, t], z, atol=1e-5, rtol=1e-5)
     np.testing.assert_array_equal(obs, latent[..., :3])
     assert model.generate(x[0, 0], 7).shape == (7, 3)
+
+
+@pytest.mark.parametrize("chunk", [16, 7])
+def test_chunked_gtf_deer_matches_loop_and_bptt(chunk):
+    """``solver_options={"chunk_size": C}`` (T = 79 not a multiple of C): the same
+    predictions as the Python loop and the same gradients as sequential BPTT."""
+    x = lorenz_windows(3, 80)
+    grads = {}
+    for method, options in (("deer", {"chunk_size": chunk}), ("sequential", {})):
+        model = DSRModel(cell=make_cell("clipped", 4, seed=5), alpha=0.3, method=method,
+                         latent_init="learned", solver_options=options)
+        model.build(x.shape)
+        if method == "sequential":
+            model.set_weights(weights)
+        else:
+            assert model.gtf.chunk_size == chunk
+        weights = model.get_weights()
+        grads[method] = mse_value_and_grads(model, x)
+        if method == "deer":
+            pred = to_np(model(x))
+    np.testing.assert_allclose(grads["deer"][0], grads["sequential"][0], rtol=1e-5)
+    for g, r in zip(grads["deer"][1], grads["sequential"][1]):
+        assert np.max(np.abs(g - r)) <= 1e-4 * max(np.max(np.abs(r)), 1e-8)
+    model = DSRModel(cell=make_cell("clipped", 4, seed=5), alpha=0.3, latent_init="learned")
+    model.build(x.shape)
+    model.set_weights(weights)
+    np.testing.assert_allclose(pred, to_np(model(x)), atol=2e-5, rtol=1e-4)
+
+
+def test_chunk_size_is_saved(tmp_path):
+    x = lorenz_windows(4, 40)
+    model = DSRModel(hidden_dim=8, alpha=0.5, solver_options={"chunk_size": 10})
+    model.build(x.shape)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert loaded.gtf.chunk_size == 10
+    np.testing.assert_allclose(to_np(loaded(x)), to_np(model(x)), atol=1e-6)
+    with pytest.raises(ValueError, match="chunk_size"):
+        DSRModel(hidden_dim=8, solver_options={"chunk_size": 0}).build(x.shape)
 
 
 def test_save_load_round_trip(tmp_path):

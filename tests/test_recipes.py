@@ -17,6 +17,8 @@ from keras_dsr.systems import simulate
     ("learning_rate", -1.0, "`learning_rate` must be > 0"),
     ("gtf_gamma", 1.0, "`gtf_gamma` must be in"),
     ("latent_dim", 0, "`latent_dim` must be a positive int"),
+    ("chunk_size", 0, "`chunk_size` must be None or a positive int"),
+    ("init_seed", 1.5, "`init_seed` must be None or a int"),
 ])
 def test_bad_fields(field, value, match):
     with pytest.raises(ValueError, match=match):
@@ -56,6 +58,21 @@ def test_train_lowers_loss_and_reconstruct_scores():
     assert result.generated.shape == (2_000, 3)
     # The test set is standardised with the training statistics.
     np.testing.assert_allclose(result.test.mean, result.train.mean)
+
+
+def test_init_seed_and_chunk_size():
+    """``init_seed`` changes the weights only; ``chunk_size`` reaches the DEER solve."""
+    base = Recipe(hidden_dim=4, seed=3)
+    assert base.weight_seed == 3 and base.replace(init_seed=7).weight_seed == 7
+    w = [make_cell(r, 3) for r in (base, base.replace(init_seed=3), base.replace(init_seed=7))]
+    for c in w:
+        c.build((None, 3))
+    np.testing.assert_array_equal(w[0].get_weights()[0], w[1].get_weights()[0])
+    assert not np.allclose(w[0].get_weights()[0], w[2].get_weights()[0])
+    model = build_model(base.replace(chunk_size=50), 3)
+    assert model.solver_options == {"chunk_size": 50}
+    model.build((None, 120, 3))
+    assert model.gtf.chunk_size == 50
 
 
 def test_build_model_compiled():

@@ -74,6 +74,10 @@ class GTFDEERLayer(keras.layers.Layer):
             ``estimate_points`` time steps (evenly strided) per sequence are used.
         atol, rtol, max_iter: DEER tolerances (defaults of
             :func:`keras_dsr.ops.default_tolerances`).
+        chunk_size: None (default) or a positive int C: each Newton step runs C
+            time steps at a time (:func:`keras_dsr.ops.deer_solve`), so the dense
+            Jacobians of only one chunk ``[B, C, M, M]`` are held at once. Same
+            result; less memory at long T (``benchmarks/RESULTS_scale.md``).
 
     Input: ``x`` ``[B, T, N]`` (T >= 2). Output: ``[B, T - 1, N]``, the unforced
     one-step predictions ``O(z_t)`` of ``x_1..x_{T-1}``.
@@ -86,7 +90,7 @@ class GTFDEERLayer(keras.layers.Layer):
 
     def __init__(self, cell, alpha=1.0, method="deer", latent_init="zeros",
                  alpha_estimator="product_upper_bound", estimate_points=512,
-                 atol=None, rtol=None, max_iter=None, **kwargs):
+                 atol=None, rtol=None, max_iter=None, chunk_size=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(cell, dict):
             cell = keras.saving.deserialize_keras_object(cell)
@@ -114,6 +118,12 @@ class GTFDEERLayer(keras.layers.Layer):
             raise ValueError(
                 f"GTFDEERLayer: `estimate_points` must be a positive int, got {estimate_points!r}."
             )
+        if chunk_size is not None and (isinstance(chunk_size, bool)
+                                       or not isinstance(chunk_size, int) or chunk_size < 1):
+            raise ValueError(
+                f"GTFDEERLayer: `chunk_size` must be a positive int or None, got {chunk_size!r}."
+            )
+        self.chunk_size = chunk_size
         self.cell = cell
         self.initial_alpha = float(alpha)
         self.method = method
@@ -200,8 +210,17 @@ class GTFDEERLayer(keras.layers.Layer):
         method = resolve_method(self.method, self.cell.latent_dim)
         z, info = deer_solve(step, z0, zhat, jacobian_fn=jacobian, method=method,
                              initial_guess=zhat, atol=self.atol, rtol=self.rtol,
-                             max_iter=self.max_iter)
+                             max_iter=self.max_iter,
+                             chunk_size=self._chunk(method, zhat.shape[1]))
         return z0, z, info
+
+    def _chunk(self, method, length):
+        """The chunk size for this solve: None when unset, sequential, or >= T."""
+        if self.chunk_size is None or method == "sequential":
+            return None
+        if length is not None and self.chunk_size >= length:
+            return None
+        return self.chunk_size
 
     def call(self, x, training=None):
         z0, z, info = self.forced_trajectory(x)
@@ -230,6 +249,7 @@ class GTFDEERLayer(keras.layers.Layer):
             atol=self.atol,
             rtol=self.rtol,
             max_iter=self.max_iter,
+            chunk_size=self.chunk_size,
         )
         return config
 

@@ -72,7 +72,8 @@ class DSRModel(keras.Model):
         alpha_estimator: see :class:`~keras_dsr.layers.GTFDEERLayer`.
         regularizers: callables ``r(cell) -> scalar`` added to the loss (e.g.
             :class:`~keras_dsr.regularizers.ManifoldAttractorRegularization`).
-        solver_options: dict of ``atol``, ``rtol``, ``max_iter`` for DEER.
+        solver_options: dict of ``atol``, ``rtol``, ``max_iter`` and ``chunk_size``
+            for DEER (see :class:`~keras_dsr.layers.GTFDEERLayer`).
 
     Example (the lab's Lorenz-63 recipe: clipped shPLRNN, adaptive GTF):
         >>> model = DSRModel(hidden_dim=100)
@@ -102,9 +103,10 @@ class DSRModel(keras.Model):
             if not callable(r):
                 raise TypeError(f"`regularizers` must hold callables r(cell), got {r!r}.")
         options = dict(solver_options or {})
-        unknown = set(options) - {"atol", "rtol", "max_iter"}
+        unknown = set(options) - {"atol", "rtol", "max_iter", "chunk_size"}
         if unknown:
-            raise ValueError(f"`solver_options` accepts atol, rtol, max_iter; got {sorted(unknown)}.")
+            raise ValueError("`solver_options` accepts atol, rtol, max_iter, chunk_size; got "
+                             f"{sorted(unknown)}.")
         self.cell = cell
         self.latent_dim, self.hidden_dim = latent_dim, hidden_dim
         self.initial_alpha, self.method = float(alpha), method
