@@ -1,8 +1,9 @@
 """Rebuild a zoo preset from scratch: simulate, train with GTF-DEER, evaluate, ship.
 
-Each preset has a folder ``zoo/<name>/`` with ``recipe.json`` (the system and the
-:class:`keras_dsr.recipes.Recipe` fields). This script trains it with
-:func:`keras_dsr.recipes.reconstruct`, measures the free-running model against a
+Each preset has a folder ``zoo/<name>/`` with ``recipe.json`` (the system, the
+:class:`keras_dsr.recipes.Recipe` fields and optionally ``tries``, the number of
+initialisations to train; the best on a validation trajectory is kept). This script
+trains it with :func:`keras_dsr.recipes.train`, measures the free-running model against a
 held-out test trajectory (D_stsp, D_H, PE(20), lambda_max) next to the floor of an
 independent true trajectory and the true lambda_max, writes the model card
 ``zoo/<name>/CARD.md`` and installs the model into the package
@@ -26,6 +27,7 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+VAL_LENGTH = 100_000  # steps of the validation trajectories (model selection)
 NOT_SHIPPED = "not shipped"
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
@@ -36,7 +38,9 @@ import numpy as np  # noqa: E402
 import keras_dsr  # noqa: E402,F401
 import keras  # noqa: E402
 from keras_dsr import zoo  # noqa: E402
-from keras_dsr.recipes import Recipe, reconstruct  # noqa: E402
+from keras_dsr.measures import evaluate  # noqa: E402
+from keras_dsr.recipes import Recipe, _simulate_like, _true_scores, train  # noqa: E402
+from keras_dsr.systems import simulate  # noqa: E402
 from keras_dsr.zoo.criteria import check_scores, preset_scores, true_reference  # noqa: E402
 
 
@@ -47,9 +51,10 @@ def recipes():
 
 
 def load_recipe(name):
+    """``(system, recipe, tries)`` of preset ``name`` from ``zoo/<name>/recipe.json``."""
     with open(os.path.join(HERE, name, "recipe.json")) as fh:
         spec = json.load(fh)
-    return spec["system"], Recipe.from_dict(spec["recipe"])
+    return spec["system"], Recipe.from_dict(spec["recipe"]), int(spec.get("tries", 1))
 
 
 def machine():
@@ -58,11 +63,57 @@ def machine():
             f"backend {keras.backend.backend()}")
 
 
+def validation_score(scores, floor):
+    """How far a candidate is from the criteria on the validation set (<= 1: met).
+
+    ``max(D_stsp / (floor + 0.2), D_H / (2 floor))`` with the validation floor.
+    """
+    return max(scores["dstsp"] / (floor["dstsp"] + 0.2), scores["dh"] / (2 * floor["dh"]))
+
+
+def train_candidates(system, recipe, tries, verbose=2):
+    """Train ``tries`` initialisations of ``recipe`` on the same data; keep the best.
+
+    With ``tries > 1`` each candidate (weights and window order from
+    ``init_seed = weight_seed + 1000 i``) is scored on a *validation* trajectory
+    (data seed + 3; its floor: seed + 4), never on the test set (seed + 1) that the
+    criteria use, and the one with the lowest :func:`validation_score` wins.
+
+    Returns:
+        ``(model, recipe, train_traj, seconds, history, candidates)``; ``recipe`` is
+        the winner's (with its ``init_seed``), ``seconds`` its training time and
+        ``candidates`` one row per candidate for the card.
+    """
+    train_traj = simulate(system, recipe.train_length, seed=recipe.seed)
+    if tries > 1:
+        val = _simulate_like(system, VAL_LENGTH, recipe.seed + 3, train_traj)
+        other = _simulate_like(system, VAL_LENGTH, recipe.seed + 4, train_traj)
+        val_floor = _true_scores(val.x, other.x, ("dstsp", "dh"))
+    best, candidates = None, []
+    for i in range(tries):
+        r = recipe if i == 0 else recipe.replace(init_seed=recipe.weight_seed + 1000 * i)
+        model, history, seconds = train(r, train_traj.x, verbose=verbose)
+        row = {"init_seed": r.weight_seed, "train_seconds": round(seconds, 1)}
+        if tries > 1:
+            s = evaluate(model, val.x, measures=("dstsp", "dh"), dt=train_traj.dt)
+            score = validation_score(s, val_floor)
+            row.update(val_dstsp=float(s["dstsp"]), val_dh=float(s["dh"]),
+                       val_floor=val_floor, val_score=float(score))
+            print(f"   candidate {i}: {row}", flush=True)
+        else:
+            score = 0.0
+        candidates.append(row)
+        if best is None or score < best[0]:
+            best = (score, model, r, seconds, history)
+    _, model, r, seconds, history = best
+    return model, r, train_traj, seconds, history, candidates
+
+
 def build(name, verbose=2):
-    system, recipe = load_recipe(name)
-    print(f"== {name}: {system}, recipe {recipe.to_dict()}", flush=True)
-    result = reconstruct(system, recipe, measures=("dstsp", "dh"), verbose=verbose)
-    model = result.model
+    system, recipe, tries = load_recipe(name)
+    print(f"== {name}: {system}, {tries} tries, recipe {recipe.to_dict()}", flush=True)
+    model, recipe, train_traj, seconds, history, candidates = train_candidates(
+        system, recipe, tries, verbose=verbose)
     # Install into the package first, then score the installed file (what users load).
     os.makedirs(zoo.PRESET_DIR, exist_ok=True)
     target = os.path.join(zoo.PRESET_DIR, f"{name}.keras")
@@ -74,40 +125,71 @@ def build(name, verbose=2):
         "file": f"{name}.keras",
         "sha256": zoo.sha256(target),
         "system": system,
-        "dt": float(result.train.dt),
-        "mean": np.asarray(result.train.mean, dtype=float).round(8).tolist(),
-        "std": np.asarray(result.train.std, dtype=float).round(8).tolist(),
+        "dt": float(train_traj.dt),
+        "mean": np.asarray(train_traj.mean, dtype=float).round(8).tolist(),
+        "std": np.asarray(train_traj.std, dtype=float).round(8).tolist(),
         "recipe": recipe.to_dict(),
     }
     manifest = zoo._manifest()
     manifest[name] = entry
-    _write_manifest(manifest)
+    _write_manifest(manifest, name)
     ref = true_reference(name)
     loaded = zoo.load_preset(name)
     scores = preset_scores(loaded, name)
     ok, lines = check_scores(name, scores, ref)
-    final = {k: float(v[-1]) for k, v in result.history.history.items()}
+    final = {k: float(v[-1]) for k, v in history.history.items()}
     entry["card"] = {
         "scores": scores, "floor": ref["floor"], "lyap_true": ref["lyap"],
-        "criteria_met": ok, "train_seconds": round(result.seconds, 1),
+        "criteria_met": ok, "train_seconds": round(seconds, 1), "candidates": candidates,
         "final_logs": final, "machine": machine(),
         "date": datetime.date.today().isoformat(),
     }
     if ok:
         manifest[name] = entry
     else:  # a preset ships only when it meets its criteria: uninstall, keep the card
-        manifest.pop(name, None)
-        os.remove(target)
-    _write_manifest(manifest)
+        manifest.pop(name, None)  # (and the model, outside the package, for a look)
+        os.replace(target, os.path.join(HERE, name, "failed.keras"))
+    _write_manifest(manifest, name)
     _write_card(name, system, recipe, entry, lines, ok)
     print("\n".join(lines))
     return ok
 
 
-def _write_manifest(manifest):
-    with open(os.path.join(zoo.PRESET_DIR, zoo.MANIFEST), "w") as fh:
-        json.dump(manifest, fh, indent=1, sort_keys=True)
-        fh.write("\n")
+def _write_manifest(manifest, name):
+    """Write ``manifest[name]`` (or its removal) into the manifest file.
+
+    Re-reads the file under an exclusive lock so that builds of different presets
+    running side by side do not overwrite each other's entries.
+    """
+    import fcntl
+
+    path = os.path.join(zoo.PRESET_DIR, zoo.MANIFEST)
+    with open(os.path.join(HERE, ".manifest.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current = zoo._manifest()
+        if name in manifest:
+            current[name] = manifest[name]
+        else:
+            current.pop(name, None)
+        with open(path + ".tmp", "w") as fh:
+            json.dump(current, fh, indent=1, sort_keys=True)
+            fh.write("\n")
+        os.replace(path + ".tmp", path)
+
+
+def _candidate_lines(candidates):
+    """Card lines on the initialisations tried (model selection on validation data)."""
+    if len(candidates) < 2:
+        return []
+    out = [f"- Model selection: {len(candidates)} initialisations on the same data, each "
+           "scored on a validation trajectory (data seed + 3, floor seed + 4; not the test "
+           "set); kept the lowest max(D_stsp / (floor + 0.2), D_H / (2 floor)):"]
+    for c in candidates:
+        out.append(f"  - init_seed {c['init_seed']}: {c['train_seconds']} s, validation "
+                   f"D_stsp {c['val_dstsp']:.3f} (floor {c['val_floor']['dstsp']:.3f}), "
+                   f"D_H {c['val_dh']:.3f} (floor {c['val_floor']['dh']:.3f}), "
+                   f"score {c['val_score']:.2f}")
+    return out
 
 
 def _write_card(name, system, recipe, entry, lines, ok):
@@ -131,6 +213,7 @@ def _write_card(name, system, recipe, entry, lines, ok):
         "## Training",
         f"- Recipe: `{json.dumps(recipe.to_dict())}`",
         f"- Time: {card['train_seconds']} s on {card['machine']} ({card['date']}).",
+        *_candidate_lines(card["candidates"]),
         f"- Final logs: {json.dumps({k: round(v, 5) for k, v in card['final_logs'].items()})}",
         "",
         "## Measures (DESIGN §3 protocol, recomputed by tests/test_zoo.py)",
