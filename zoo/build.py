@@ -22,9 +22,7 @@ import datetime
 import json
 import os
 import platform
-import shutil
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VAL_LENGTH = 100_000  # steps of the validation trajectories (model selection)
@@ -32,8 +30,6 @@ NOT_SHIPPED = "not shipped"
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 os.environ.setdefault("KERAS_BACKEND", "jax")
-
-import numpy as np  # noqa: E402
 
 import keras_dsr  # noqa: E402,F401
 import keras  # noqa: E402
@@ -115,24 +111,8 @@ def build(name, verbose=2):
     model, recipe, train_traj, seconds, history, candidates = train_candidates(
         system, recipe, tries, verbose=verbose)
     # Install into the package first, then score the installed file (what users load).
-    os.makedirs(zoo.PRESET_DIR, exist_ok=True)
-    target = os.path.join(zoo.PRESET_DIR, f"{name}.keras")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, f"{name}.keras")
-        model.save(path)
-        shutil.copyfile(path, target)
-    entry = {
-        "file": f"{name}.keras",
-        "sha256": zoo.sha256(target),
-        "system": system,
-        "dt": float(train_traj.dt),
-        "mean": np.asarray(train_traj.mean, dtype=float).round(8).tolist(),
-        "std": np.asarray(train_traj.std, dtype=float).round(8).tolist(),
-        "recipe": recipe.to_dict(),
-    }
-    manifest = zoo._manifest()
-    manifest[name] = entry
-    _write_manifest(manifest, name)
+    entry = zoo.install_preset(model, name, system, train_traj.dt, train_traj.mean,
+                               train_traj.std, recipe=recipe)
     ref = true_reference(name)
     loaded = zoo.load_preset(name)
     scores = preset_scores(loaded, name)
@@ -144,37 +124,14 @@ def build(name, verbose=2):
         "final_logs": final, "machine": machine(),
         "date": datetime.date.today().isoformat(),
     }
-    if ok:
-        manifest[name] = entry
+    if ok:  # the card joins the entry of the very file that was scored
+        zoo._update_manifest(name, entry, None)
     else:  # a preset ships only when it meets its criteria: uninstall, keep the card
-        manifest.pop(name, None)  # (and the model, outside the package, for a look)
-        os.replace(target, os.path.join(HERE, name, "failed.keras"))
-    _write_manifest(manifest, name)
+        path = zoo.remove_preset(name)  # (and the model, outside the package, for a look)
+        os.replace(path, os.path.join(HERE, name, "failed.keras"))
     _write_card(name, system, recipe, entry, lines, ok)
     print("\n".join(lines))
     return ok
-
-
-def _write_manifest(manifest, name):
-    """Write ``manifest[name]`` (or its removal) into the manifest file.
-
-    Re-reads the file under an exclusive lock so that builds of different presets
-    running side by side do not overwrite each other's entries.
-    """
-    import fcntl
-
-    path = os.path.join(zoo.PRESET_DIR, zoo.MANIFEST)
-    with open(os.path.join(HERE, ".manifest.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        current = zoo._manifest()
-        if name in manifest:
-            current[name] = manifest[name]
-        else:
-            current.pop(name, None)
-        with open(path + ".tmp", "w") as fh:
-            json.dump(current, fh, indent=1, sort_keys=True)
-            fh.write("\n")
-        os.replace(path + ".tmp", path)
 
 
 def _candidate_lines(candidates):

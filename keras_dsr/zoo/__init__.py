@@ -19,8 +19,8 @@ import hashlib
 import json
 import os
 
-__all__ = ["list_presets", "preset_info", "preset_path", "load_preset", "sha256",
-           "PresetError", "PRESET_DIR"]
+__all__ = ["list_presets", "preset_info", "preset_path", "load_preset", "install_preset",
+           "remove_preset", "sha256", "PresetError", "PRESET_DIR"]
 
 PRESET_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "presets")
 MANIFEST = "manifest.json"
@@ -112,3 +112,89 @@ def load_preset(name, compile=False, preset_dir=None):
         model.compile(optimizer="adam")
     model.preset = preset_info(name, preset_dir)
     return model
+
+
+def _update_manifest(name, entry, preset_dir):
+    """Set (``entry`` a dict) or drop (``entry`` None) ``name`` in the manifest.
+
+    Read-modify-write under an exclusive lock (POSIX), so that builds of different
+    presets running side by side keep each other's entries.
+    """
+    directory = preset_dir or PRESET_DIR
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, MANIFEST)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no concurrent builds
+        fcntl = None
+    with open(os.path.join(directory, ".manifest.lock"), "w") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        manifest = _manifest(directory)
+        if entry is None:
+            manifest.pop(name, None)
+        else:
+            manifest[name] = entry
+        with open(path + ".tmp", "w") as fh:
+            json.dump(manifest, fh, indent=1, sort_keys=True)
+            fh.write("\n")
+        os.replace(path + ".tmp", path)
+
+
+def install_preset(model, name, system, dt, mean, std, recipe=None, card=None,
+                   preset_dir=None):
+    """Save ``model`` as preset ``name`` and record it in the manifest (with its SHA-256).
+
+    Used by ``zoo/build.py`` (which installs a model only when it meets the
+    criteria of :mod:`keras_dsr.zoo.criteria`); also useful for a private zoo in
+    ``preset_dir``.
+
+    Args:
+        model: a trained DSR model (saved as ``<name>.keras``).
+        name: preset name.
+        system: name of the system in :mod:`keras_dsr.systems`.
+        dt: sampling interval of the training data (time units).
+        mean, std: per-feature standardisation of the training data ``[N]``.
+        recipe: the :class:`~keras_dsr.recipes.Recipe` (or its dict) that trained it.
+        card: dict of measures and training facts, stored in the manifest.
+        preset_dir: the folder (default: the package's ``presets``).
+
+    Returns:
+        the manifest entry.
+
+    Example:
+        >>> entry = install_preset(model, "mine", "lorenz63", 0.01, train.mean, train.std,
+        ...                        preset_dir="my_zoo")        # doctest: +SKIP
+        >>> load_preset("mine", preset_dir="my_zoo")            # doctest: +SKIP
+    """
+    import numpy as np
+
+    if not isinstance(name, str) or not name or os.sep in name:
+        raise ValueError(f"install_preset: `name` must be a non-empty file name, got {name!r}.")
+    directory = preset_dir or PRESET_DIR
+    os.makedirs(directory, exist_ok=True)
+    target = os.path.join(directory, f"{name}.keras")
+    tmp = os.path.join(directory, f".{name}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, target)
+    if recipe is not None and hasattr(recipe, "to_dict"):
+        recipe = recipe.to_dict()
+    entry = {
+        "file": f"{name}.keras",
+        "sha256": sha256(target),
+        "system": system,
+        "dt": float(dt),
+        "mean": np.asarray(mean, dtype=float).round(8).tolist(),
+        "std": np.asarray(std, dtype=float).round(8).tolist(),
+        "recipe": recipe,
+    }
+    if card is not None:
+        entry["card"] = card
+    _update_manifest(name, entry, preset_dir)
+    return entry
+
+
+def remove_preset(name, preset_dir=None):
+    """Drop preset ``name`` from the manifest; returns the path of its (kept) file."""
+    _update_manifest(name, None, preset_dir)
+    return os.path.join(preset_dir or PRESET_DIR, f"{name}.keras")
