@@ -17,7 +17,7 @@ logged value again) and on an independent test trajectory, next to the floor of 
 true trajectory.
 
 Run:  python examples/train_with_callbacks.py                  (T = 10 000 windows, up to
-                                                                3000 Adam steps; minutes)
+                                                                3000 Adam steps; ~10 min)
       python examples/train_with_callbacks.py --output runs/cb --epochs 50
       python examples/train_with_callbacks.py --smoke          (seconds; CI smoke mode)
 
@@ -25,6 +25,12 @@ Prints a table of the per-epoch logs (loss, alpha, Newton iterations, val D_stsp
 val D_H, learning rate) read back from the CSV log, then
 ``best checkpoint: epoch k, val D_stsp = ... (logged ...)`` and
 ``test: D_stsp = ...   D_H = ...   (floor of an independent true trajectory: ... / ...)``.
+
+Measured (JAX, 2 CPU cores shared with other jobs): full mode 30 epochs in ~9.5 min
+(~0.18 s per step, 2.4-4 Newton iterations); ReduceLROnPlateau halved the lr from
+epoch 9 on; val D_stsp fell from 14.3 to 0.25 (epoch 28, the checkpoint kept); the
+reloaded best model scored test D_stsp 0.445, D_H 0.087 (floor 0.033 / 0.044).
+Smoke mode: about 1 min.
 """
 
 import argparse
