@@ -30,7 +30,8 @@ also reports it after reading in the preceding ``--warmup`` test points (warm).
 Run (from the repository root):
     KERAS_BACKEND=jax python experiments/ssm_vs_gtf_deer/run.py            # full run
     KERAS_BACKEND=jax python experiments/ssm_vs_gtf_deer/run.py --smoke    # < 1 min
-Options: --systems lorenz63 rossler, --steps N, --seed S [S ...], --out DIR.
+Options: --systems lorenz63 rossler, --steps N, --seed S [S ...], --out DIR,
+--models gtf ssm [ssm_noskip]. Results of the committed runs: RESULTS.md.
 Results (table, JSON, figure) go to --out (default: this folder; --smoke: a temp dir).
 """
 
