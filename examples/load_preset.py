@@ -90,7 +90,8 @@ def main(argv=None):
 
     x_gen = generate_for_evaluation(model, test)   # free run from test[0], transient dropped
     s = evaluate(model, test, measures=("dstsp", "dh"), x_gen=x_gen)
-    floor = {"dstsp": state_space_divergence(test, other), "dh": power_spectrum_distance(test, other)}
+    floor = {"dstsp": state_space_divergence(test, other),
+             "dh": power_spectrum_distance(test, other)}
     print(f"free run of {len(x_gen)} steps from a true {info['system']} point (seed {seed}):")
     print(f"D_stsp = {s['dstsp']:.3f}   D_H = {s['dh']:.3f}   (floor of an independent true "
           f"trajectory: {floor['dstsp']:.3f} / {floor['dh']:.3f})")

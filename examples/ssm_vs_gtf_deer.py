@@ -170,7 +170,8 @@ def main(argv=None):
                  power_spectrum_distance(test, other), None))     # PE: not defined
     print(f"\n{'model':<14}{'D_stsp':>9}{'D_H':>9}{'PE(20)':>10}")
     for name, dstsp, dh, pe in rows:
-        print(f"{name:<14}{dstsp:>9.3f}{dh:>9.3f}" + (f"{'-':>10}" if pe is None else f"{pe:>10.2e}"))
+        pe = f"{'-':>10}" if pe is None else f"{pe:>10.2e}"
+        print(f"{name:<14}{dstsp:>9.3f}{dh:>9.3f}{pe}")
     if not np.all(np.isfinite([row[1:] for row in rows[:2]])):
         print("(inf: that model's free run diverged)")
 

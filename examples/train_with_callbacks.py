@@ -118,8 +118,8 @@ def main(argv=None):
         rows = list(csv.DictReader(fh))
     print("\n" + " ".join(f"{c:>15}" for c in ("epoch",) + COLUMNS))
     for row in rows:
-        print(" ".join(f"{int(row['epoch']) + 1:>15d}" if c == "epoch" else f"{float(row[c]):>15.4g}"
-                       for c in ("epoch",) + COLUMNS))
+        print(f"{int(row['epoch']) + 1:>15d} "
+              + " ".join(f"{float(row[c]):>15.4g}" for c in COLUMNS))
     logged = np.array([float(r["val_dstsp"]) for r in rows])
     best_epoch = int(np.argmin(logged))          # the first minimum: what the checkpoint kept
 
@@ -128,7 +128,8 @@ def main(argv=None):
     print(f"\nbest checkpoint: epoch {best_epoch + 1} of {len(rows)}, val D_stsp = "
           f"{again['dstsp']:.3f} (logged {logged[best_epoch]:.3f}), val D_H = {again['dh']:.3f}")
     s = evaluate(best, test)
-    floor = {"dstsp": state_space_divergence(test, other), "dh": power_spectrum_distance(test, other)}
+    floor = {"dstsp": state_space_divergence(test, other),
+             "dh": power_spectrum_distance(test, other)}
     print(f"test: D_stsp = {s['dstsp']:.3f}   D_H = {s['dh']:.3f}   (floor of an independent "
           f"true trajectory: {floor['dstsp']:.3f} / {floor['dh']:.3f})")
     print(f"files: {best_path}, {csv_path}")
