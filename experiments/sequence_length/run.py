@@ -140,6 +140,8 @@ def burst_summary(x, dt, ref_ibi=None):
 
 
 def fmt(v, d=3):
+    if v is not None and np.isinf(v):
+        return "inf"  # a diverged free run (the measures return inf)
     return "nan" if v is None or not np.isfinite(v) else f"{v:.{d}g}" if abs(v) < 1e3 else f"{v:.0f}"
 
 
