@@ -117,6 +117,8 @@ def build(name, verbose=2):
     loaded = zoo.load_preset(name)
     scores = preset_scores(loaded, name)
     ok, lines = check_scores(name, scores, ref)
+    if ok:  # the preset test recomputes the criteria on every backend: so does the build
+        ok = _other_backends_agree(name, lines)
     final = {k: float(v[-1]) for k, v in history.history.items()}
     entry["card"] = {
         "scores": scores, "floor": ref["floor"], "lyap_true": ref["lyap"],
@@ -131,6 +133,32 @@ def build(name, verbose=2):
         os.replace(path, os.path.join(HERE, name, "failed.keras"))
     _write_card(name, system, recipe, entry, lines, ok)
     print("\n".join(lines))
+    return ok
+
+
+def _other_backends_agree(name, lines):
+    """Recompute the criteria under the other installed Keras backends (subprocesses).
+
+    A chaotic free run differs between backends (float rounding), so measures near a
+    bar can pass on one backend and fail on another; a preset ships only if it meets
+    the criteria on all of them. The results are appended to ``lines`` (the card).
+    """
+    import importlib.util
+    import subprocess
+
+    ok = True
+    for backend in ("jax", "tensorflow", "torch"):
+        if backend == keras.backend.backend() or importlib.util.find_spec(backend) is None:
+            continue
+        proc = subprocess.run([sys.executable, "-m", "keras_dsr.zoo.criteria", name],
+                              env=dict(os.environ, KERAS_BACKEND=backend), cwd=ROOT,
+                              capture_output=True, text=True)
+        table = [ln for ln in proc.stdout.splitlines() if ln.startswith("| ")]
+        lines += ["", f"Recomputed on {backend}: criteria "
+                  f"{'met' if proc.returncode == 0 else 'NOT met'}", "", *table]
+        if proc.returncode != 0 and not table:
+            lines.append(f"(failed to run: {proc.stderr.strip().splitlines()[-1:]})")
+        ok &= proc.returncode == 0
     return ok
 
 

@@ -11,6 +11,9 @@ Criteria (issue "pretrained zoo"):
 * |lambda_max(model) - lambda_max(S)| <= 15 % of lambda_max(S);
 * Lorenz-63 additionally: D_stsp <= 0.2 and D_H <= 0.08.
 
+From the command line (exit status 0 when every named preset meets its criteria on
+the current backend): ``KERAS_BACKEND=torch python -m keras_dsr.zoo.criteria chen``.
+
 Example:
     >>> from keras_dsr import zoo
     >>> from keras_dsr.zoo.criteria import check_scores, preset_scores, true_reference
@@ -20,6 +23,7 @@ Example:
 """
 
 import functools
+import sys
 
 import numpy as np
 
@@ -94,3 +98,24 @@ def check_scores(name, scores, reference):
                  f"({100 * rel:.1f} %) | {'yes' if met else 'NO'} |")
     lines.append(f"| PE(20) | {scores['pe']:.3g} | | (reported) | |")
     return ok, lines
+
+
+def main(argv=None):
+    """Recompute and print the criteria of the named presets on this backend."""
+    import keras
+
+    from keras_dsr import zoo
+
+    names = list(sys.argv[1:] if argv is None else argv) or zoo.list_presets()
+    all_ok = True
+    for name in names:
+        ok, lines = check_scores(name, preset_scores(zoo.load_preset(name), name),
+                                 true_reference(name))
+        print(f"{name} on {keras.backend.backend()}: criteria {'met' if ok else 'NOT met'}")
+        print("\n".join(lines), flush=True)
+        all_ok &= ok
+    return 0 if all_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
