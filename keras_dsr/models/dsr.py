@@ -197,7 +197,7 @@ class DSRModel(keras.Model):
         """Load a pretrained reconstruction from the zoo (see :mod:`keras_dsr.zoo`).
 
         Example:
-            >>> model = DSRModel.from_preset("lorenz63")
+            >>> model = DSRModel.from_preset("sprott_b")
             >>> traj = model.generate([0.1, 0.2, 0.3], steps=5_000)   # [5000, 3]
         """
         from keras_dsr.zoo import load_preset

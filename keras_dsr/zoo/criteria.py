@@ -17,9 +17,9 @@ the current backend): ``KERAS_BACKEND=torch python -m keras_dsr.zoo.criteria che
 Example:
     >>> from keras_dsr import zoo
     >>> from keras_dsr.zoo.criteria import check_scores, preset_scores, true_reference
-    >>> model = zoo.load_preset("lorenz63")                        # doctest: +SKIP
-    >>> ok, lines = check_scores("lorenz63", preset_scores(model, "lorenz63"),
-    ...                          true_reference("lorenz63"))       # doctest: +SKIP
+    >>> model = zoo.load_preset("sprott_b")                        # doctest: +SKIP
+    >>> ok, lines = check_scores("sprott_b", preset_scores(model, "sprott_b"),
+    ...                          true_reference("sprott_b"))       # doctest: +SKIP
 """
 
 import functools
