@@ -250,7 +250,7 @@ def main(argv=None):
               f"{truth['spb_mean']:.2f}), spikes from {b['first_spike']:.0f} to {b['last_spike']:.0f} of "
               f"{b['duration']:.0f} time units", flush=True)
         with open(os.path.join(a.out, "results.json"), "w") as f:  # after every T
-            json.dump(dict(args=vars(a), started=f"{started:%Y-%m-%d %H:%M} UTC",
+            json.dump(dict(args=dict(vars(a), out=os.path.relpath(a.out)), started=f"{started:%Y-%m-%d %H:%M} UTC",
                            machine=f"{platform.node()}, {platform.processor() or platform.machine()}, "
                                    f"{os.cpu_count()} CPUs", backend=keras.backend.backend(),
                            rows=rows, truth=truth, floor=floor), f, indent=1)
