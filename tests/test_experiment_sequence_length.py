@@ -2,13 +2,12 @@
 signal) and a smoke run of run.py."""
 
 import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from conftest import BACKEND
+from test_examples import run_python
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXP = os.path.join(ROOT, "experiments", "sequence_length")
@@ -86,15 +85,9 @@ def test_burst_statistics_window_starting_mid_burst_and_quiet_signal():
 
 @pytest.mark.slow
 def test_run_smoke(tmp_path):
-    if BACKEND != "jax":
-        pytest.skip("the experiment runs once, in the JAX session")
-    env = dict(os.environ, KERAS_BACKEND="jax",
-               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, os.path.join(EXP, "run.py"), "--smoke",
-                           "--out", str(tmp_path)], env=env, capture_output=True,
-                          text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    table = proc.stdout.split("| T (samples")[1]
+    stdout = run_python(os.path.join(EXP, "run.py"), "--smoke", "--out", tmp_path,
+                        what="experiment")
+    table = stdout.split("| T (samples")[1]
     rows = [r for r in table.splitlines() if r.startswith("| ")]
     assert len(rows) == 4   # two lengths, the true test row, the floor row
     for r in rows[:2]:      # D_stsp and D_H of each model: finite numbers
