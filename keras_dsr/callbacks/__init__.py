@@ -1,4 +1,4 @@
-"""Keras callbacks of keras_dsr: GTF alpha schedules and attractor measures."""
+"""Keras callbacks of keras_dsr: GTF alpha schedules, attractor measures, NaN guard."""
 
 from keras_dsr.callbacks.gtf import (
     AdaptiveGTF,
@@ -9,6 +9,7 @@ from keras_dsr.callbacks.gtf import (
     get_alpha,
     set_alpha,
 )
+from keras_dsr.callbacks.guard import NonFiniteGuard
 from keras_dsr.callbacks.measures import DSRMeasures
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "DSRMeasures",
     "ExponentialAlpha",
     "LinearAlpha",
+    "NonFiniteGuard",
     "get_alpha",
     "set_alpha",
 ]

@@ -16,8 +16,15 @@ ESTIMATORS = (
 
 
 def spectral_norm(mats):
-    """Largest singular value of each matrix in ``mats`` ``[..., M, M]`` -> ``[...]``."""
-    return ops.svd(mats, compute_uv=False)[..., 0]
+    """Largest singular value of each matrix in ``mats`` ``[..., M, M]`` -> ``[...]``.
+
+    A matrix with a NaN / inf entry gives NaN (PyTorch's SVD would raise on it; the
+    non-finite value then reaches the loss, where ``NonFiniteGuard`` handles it).
+    """
+    ok = ops.all(ops.isfinite(mats), axis=(-2, -1))
+    safe = ops.where(ok[..., None, None], mats, ops.zeros_like(mats))
+    norm = ops.svd(safe, compute_uv=False)[..., 0]
+    return ops.where(ok, norm, ops.full_like(norm, float("nan")))
 
 
 def parameter_norm_bound(cell):

@@ -53,7 +53,9 @@ class DSRModel(keras.Model):
     The fit logs (and ``History``) carry ``alpha`` (the forcing used at the last
     batch), ``deer_iterations`` (mean Newton iterations), ``deer_fallbacks``
     (fraction of batches whose solve fell back to the sequential loop) and
-    ``gtf_norm`` (the last Jacobian-norm estimate of adaptive GTF). Set alpha
+    ``gtf_norm`` (the last Jacobian-norm estimate of adaptive GTF), and
+    ``nonfinite_restores`` (steps undone by :class:`~keras_dsr.callbacks.NonFiniteGuard`
+    in the epoch). Set alpha
     with the callbacks in :mod:`keras_dsr.callbacks` (e.g. ``AdaptiveGTF()``, the
     lab's default).
 
@@ -176,7 +178,13 @@ class DSRModel(keras.Model):
         return loss
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        """``keras.Model.fit`` on windows ``x`` ``[B, T, N]`` (arrays are validated)."""
+        """``keras.Model.fit`` on windows ``x`` ``[B, T, N]`` (arrays are validated).
+
+        Unless ``callbacks`` holds them already, ``fit`` adds
+        :class:`~keras_dsr.callbacks.AdaptiveGTF` (with ``alpha="adaptive"``) and
+        :class:`~keras_dsr.callbacks.NonFiniteGuard` (a step that makes the loss or the
+        weights NaN / inf is undone; repeated failures raise ``FloatingPointError``).
+        """
         if isinstance(x, keras.utils.PyDataset):
             shape = np.shape(x[0][0] if isinstance(x[0], tuple) else x[0])
         else:
@@ -184,12 +192,17 @@ class DSRModel(keras.Model):
             shape = x.shape
         if not self.built:  # build eagerly: weight initialisers must not run under tracing
             self.build((None,) + tuple(shape[1:]))
+        from keras_dsr.callbacks.guard import NonFiniteGuard
+
+        callbacks = list(kwargs.get("callbacks") or [])
         if self.adaptive:
             from keras_dsr.callbacks.gtf import AdaptiveGTF, AlphaSchedule
 
-            callbacks = list(kwargs.get("callbacks") or [])
             if not any(isinstance(c, (AdaptiveGTF, AlphaSchedule)) for c in callbacks):
-                kwargs["callbacks"] = callbacks + [AdaptiveGTF()]
+                callbacks.append(AdaptiveGTF())
+        if not any(isinstance(c, NonFiniteGuard) for c in callbacks):
+            callbacks.append(NonFiniteGuard())
+        kwargs["callbacks"] = callbacks
         return super().fit(x, y, *args, **kwargs)
 
     @classmethod
@@ -197,7 +210,7 @@ class DSRModel(keras.Model):
         """Load a pretrained reconstruction from the zoo (see :mod:`keras_dsr.zoo`).
 
         Example:
-            >>> model = DSRModel.from_preset("sprott_b")
+            >>> model = DSRModel.from_preset("lorenz63")
             >>> traj = model.generate([0.1, 0.2, 0.3], steps=5_000)   # [5000, 3]
         """
         from keras_dsr.zoo import load_preset
