@@ -153,7 +153,7 @@ def _other_backends_agree(name, lines):
         proc = subprocess.run([sys.executable, "-m", "keras_dsr.zoo.criteria", name],
                               env=dict(os.environ, KERAS_BACKEND=backend), cwd=ROOT,
                               capture_output=True, text=True)
-        table = [ln for ln in proc.stdout.splitlines() if ln.startswith("| ")]
+        table = [ln for ln in proc.stdout.splitlines() if ln.startswith("|")]
         lines += ["", f"Recomputed on {backend}: criteria "
                   f"{'met' if proc.returncode == 0 else 'NOT met'}", "", *table]
         if proc.returncode != 0 and not table:

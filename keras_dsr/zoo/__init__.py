@@ -10,8 +10,8 @@ trajectory). Loading checks the file's SHA-256 and uses Keras' safe mode.
 Example:
     >>> from keras_dsr import zoo
     >>> zoo.list_presets()                       # doctest: +SKIP
-    ['sprott_b']
-    >>> model = zoo.load_preset("sprott_b")      # a DSRModel, on any backend
+    ['lorenz63', 'sprott_b']
+    >>> model = zoo.load_preset("lorenz63")      # a DSRModel, on any backend
     >>> traj = model.generate([0.1, 0.2, 0.3], steps=10_000)   # [10000, 3]
 """
 
