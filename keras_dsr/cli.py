@@ -379,6 +379,27 @@ def _positive_int(text):
     return value
 
 
+CPU_CHUNK = 250  # DEER chunk of the CLI on a CPU (0.56-0.78x the time per step of the
+# whole-window solve at T = 10^4, M = 3: benchmarks/RESULTS_scale.md, keras_dsr/cli.py)
+
+
+def _chunk_type(text):
+    if text in ("auto", "none"):
+        return text
+    return _positive_int(text)
+
+
+def _resolve_chunk(value, seq_len):
+    """``--chunk-size``: 'auto' -> CPU_CHUNK on a CPU (if shorter than the window), else None."""
+    if value == "none":
+        return None
+    if value == "auto":
+        from keras_dsr.ops.auto import current_platform
+
+        return CPU_CHUNK if current_platform() == "cpu" and seq_len > CPU_CHUNK else None
+    return value
+
+
 # Recipe options: (flag, Recipe field, argparse type, help)
 RECIPE_OPTIONS = (
     ("--cell", "cell", str, "latent model"),
@@ -394,6 +415,9 @@ RECIPE_OPTIONS = (
     ("--estimator", "alpha_estimator", str, "adaptive GTF Jacobian-norm estimator"),
     ("--method", "method", str, "DEER method (" + ", ".join(METHODS) + ")"),
     ("--train-length", "train_length", _positive_int, "steps of simulated training data"),
+    ("--chunk-size", "chunk_size", _chunk_type, "DEER chunk length in steps: an int, 'none' "
+     "(whole window) or 'auto' (default: %d on a CPU, whole window on an accelerator; same "
+     "result, less time and memory on a CPU)" % 250),
 )
 
 
@@ -406,8 +430,9 @@ def _add_recipe_options(p):
         kw = {"choices": CELLS} if field == "cell" else {}
         if field == "method":
             kw = {"choices": METHODS}
+        default = "" if field == "chunk_size" else f" (default: {getattr(defaults, field)})"
         g.add_argument(flag, dest=field, type=typ, default=None, metavar=None if kw else "X",
-                       help=f"{text} (default: {getattr(defaults, field)})", **kw)
+                       help=text + default, **kw)
 
 
 def _recipe(args):
@@ -418,6 +443,8 @@ def _recipe(args):
     changes = {field: getattr(args, field) for _, field, _, _ in RECIPE_OPTIONS
                if getattr(args, field) is not None}
     changes["seed"] = args.seed
+    changes["chunk_size"] = _resolve_chunk(changes.get("chunk_size", "auto"),
+                                           changes.get("seq_len", Recipe().seq_len))
     if changes.get("alpha_estimator", ESTIMATORS[0]) not in ESTIMATORS:
         raise UsageError(f"--estimator must be one of {', '.join(ESTIMATORS)}.")
     try:

@@ -159,6 +159,7 @@ def bad_files(tmp_path_factory):
     (["generate", "{model}", "-o", "{d}/g.npy"], "exactly one of --x0 and --from"),
     (["reconstruct", "lorenz63", "--train-length", "100", "--seq-len", "200"], "longer than"),
     (["nosuchcommand"], "invalid choice"),
+    (["train", "lorenz63", "-o", "{d}/m.keras", "--chunk-size", "0"], "expected an integer >= 1"),
 ])
 def test_user_errors_exit_2_without_traceback(argv, message, bad_files, reconstructed):
     argv = [a.format(d=bad_files, model=reconstructed[0] / "model.keras") for a in argv]
@@ -201,3 +202,20 @@ def test_zoo_commands():
     assert code == 2 and "Unknown preset 'no_such_preset'" in err
     code, _, err = run(["zoo", "evaluate"])
     assert code == 2 and "needs a preset name" in err
+
+
+@pytest.mark.parametrize("flags,want", [
+    ([], "cpu"),                                 # auto: 250-step chunks on a CPU
+    (["--seq-len", "200"], None),                # auto: a window shorter than a chunk
+    (["--chunk-size", "none"], None),
+    (["--chunk-size", "64"], 64),
+])
+def test_chunk_size_option(flags, want):
+    from keras_dsr.cli import _recipe, build_parser
+
+    from keras_dsr.ops.auto import current_platform
+
+    if want == "cpu":
+        want = 250 if current_platform() == "cpu" else None
+    args = build_parser().parse_args(["train", "lorenz63", "-o", "m.keras", *flags])
+    assert _recipe(args).chunk_size == want

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import keras_dsr  # noqa: F401
-from keras_dsr.recipes import Recipe, build_model, make_cell, reconstruct, train
-from keras_dsr.systems import simulate
+from keras_dsr.recipes import Recipe, build_model, make_cell, reconstruct, simulate_split, train
+from keras_dsr.systems import simulate, simulate_ensemble
 
 
 @pytest.mark.parametrize("field,value,match", [
@@ -78,3 +78,20 @@ def test_init_seed_and_chunk_size():
 def test_build_model_compiled():
     model = build_model(Recipe(hidden_dim=4), 3)
     assert model.optimizer is not None and model.cell.latent_dim == 3
+
+
+def test_simulate_split_one_solve_standardised_with_training_statistics():
+    """Train / test / extra come from one ensemble solve; all in training units."""
+    tr, te, ex = simulate_split("lorenz63", 3_000, 1_200, seed=4, n_extra=1)
+    assert tr.x.shape == (3_000, 3) and te.x.shape == ex.x.shape == (1_200, 3)
+    assert tr.states.shape == (3_000, 3) and te.t.shape == (1_200,)
+    np.testing.assert_allclose(tr.x.mean(0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(tr.x.std(0), 1.0, atol=1e-5)
+    for t in (te, ex):  # the test sets are in the training units, not their own
+        np.testing.assert_array_equal(t.mean, tr.mean)
+        np.testing.assert_allclose(t.x, (t.states - tr.mean) / tr.std, rtol=1e-5, atol=1e-5)
+    # the same ensemble as simulate_ensemble with seeds 4, 5, 6 (first 1 200 steps)
+    raw = simulate_ensemble("lorenz63", 3_000, seeds=(4, 5, 6), standardize=False)
+    for t, r in zip((tr, te, ex), raw):
+        np.testing.assert_allclose(t.states, r.states[:len(t.states)])
+    assert np.abs(te.x - ex.x).max() > 1.0  # independent initial conditions
