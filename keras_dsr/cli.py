@@ -823,12 +823,22 @@ def cmd_zoo(args):
     return 0 if ok else 1
 
 
+def _version():
+    import keras
+
+    import keras_dsr
+
+    return (f"keras-dsr {keras_dsr.__version__} (keras {keras.__version__}, "
+            f"backend {keras.backend.backend()})")
+
+
 def build_parser():
     """The argument parser of ``keras-dsr`` (imports keras_dsr for the Recipe defaults)."""
     parser = argparse.ArgumentParser(
         prog="keras-dsr", description=__doc__.split("\n")[0],
         epilog="Run 'keras-dsr COMMAND --help' for the options of a command.",
         parents=[_common(True)])
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = [_common(False)]
 
@@ -916,15 +926,19 @@ def build_parser():
 
 
 def _select_backend(argv):
-    """Set KERAS_BACKEND from ``--backend`` before keras is imported; an error text or None."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--backend")
-    known, _ = pre.parse_known_args(argv)
-    if known.backend not in BACKENDS:
+    """Set KERAS_BACKEND from ``--backend`` before keras is imported; an error text or None.
+
+    The ``keras-dsr`` script (``keras_dsr_cli``) does this before importing this module;
+    here it matters for ``main`` called in-process.
+    """
+    from keras_dsr_cli import requested_backend
+
+    backend = requested_backend(argv)
+    if backend is None:
         return None  # absent, or invalid: the full parser reports it
-    if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != known.backend:
+    if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != backend:
         return "--backend must be chosen before keras is imported"
-    os.environ["KERAS_BACKEND"] = known.backend
+    os.environ["KERAS_BACKEND"] = backend
     return None
 
 

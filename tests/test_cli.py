@@ -187,6 +187,12 @@ def test_console_script(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "unknown system 'nosuch'" in proc.stderr and "Traceback" not in proc.stderr
+    # --backend switches the backend of the script whatever KERAS_BACKEND says
+    for backend in ("torch", "tensorflow"):
+        proc = subprocess.run([exe, "--backend", backend, "--version"], capture_output=True,
+                              text=True, timeout=300, env=dict(os.environ, KERAS_BACKEND="jax"))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.strip().endswith(f"backend {backend})"), proc.stdout
 
 
 def test_zoo_commands():

@@ -1,0 +1,41 @@
+"""Console entry point of ``keras-dsr``: selects the Keras backend, then runs the command.
+
+Keras reads its backend once, at import, and ``import keras_dsr`` imports Keras.
+The ``keras-dsr`` script therefore starts here, outside the ``keras_dsr``
+package: ``--backend NAME`` (anywhere on the command line) is put into
+``KERAS_BACKEND`` before anything imports Keras, and :func:`keras_dsr.cli.main`
+runs the command.
+
+Example (a shell):
+    $ keras-dsr --backend torch --version
+    keras-dsr 0.1.0 (keras 3.15.1, backend torch)
+"""
+
+import argparse
+import os
+import sys
+
+BACKENDS = ("jax", "tensorflow", "torch")
+
+
+def requested_backend(argv):
+    """The valid ``--backend`` value in ``argv``, or None (absent or invalid)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--backend")
+    known, _ = pre.parse_known_args(argv)
+    return known.backend if known.backend in BACKENDS else None
+
+
+def main(argv=None):
+    """``keras-dsr`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    backend = requested_backend(argv)
+    if backend is not None and "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = backend
+    from keras_dsr.cli import main as run
+
+    return run(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
