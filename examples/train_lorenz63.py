@@ -9,8 +9,11 @@ then generates freely from the first point of an independent test trajectory
 Run:  python examples/train_lorenz63.py            (minutes on 2 CPU cores; see README)
       python examples/train_lorenz63.py --smoke    (seconds; CI smoke mode)
 
-Measured on a loaded 2-core CPU (seeds 0, 1, 2): 183-281 s of training, D_stsp
-0.265 / 0.111 / 0.287, D_H 0.063 / 0.059 / 0.094 (benchmarks/recipe_search/RESULTS.md).
+Measured on a quiet 2-core CPU (seed 0, this recipe = ``keras-dsr reconstruct lorenz63
+--chunk-size none``): 152 s of training, D_stsp 0.099, D_H 0.063 (floor 0.027 / 0.047).
+Earlier, with the three trajectories simulated separately (other trajectories of the
+same seeds), on a loaded CPU (seeds 0, 1, 2): 183-281 s, D_stsp 0.265 / 0.111 / 0.287,
+D_H 0.063 / 0.059 / 0.094 (benchmarks/recipe_search/RESULTS.md).
 """
 
 import argparse

@@ -62,8 +62,9 @@ class Recipe:
 
     The defaults are the Lorenz-63 recipe of ``examples/train_lorenz63.py``
     (T = 10 000 windows, batch 1, 3000 Adam steps at lr 1e-2, L = 100, adaptive GTF
-    with gamma 0.99): 3-4 minutes of training on a 2-core CPU, D_stsp 0.11-0.27 and
-    D_H ~0.06 (``benchmarks/recipe_search/RESULTS.md``).
+    with gamma 0.99): 2.5 minutes of training on a quiet 2-core CPU (1.8 with
+    ``chunk_size=250``, ``benchmarks/RESULTS_reconstruct.md``), D_stsp 0.1-0.29 and
+    D_H ~0.06 over seeds 0-2 (``benchmarks/recipe_search/RESULTS.md``, README).
     """
 
     cell: str = "clipped_shplrnn"
