@@ -379,8 +379,8 @@ def _positive_int(text):
     return value
 
 
-CPU_CHUNK = 250  # DEER chunk of the CLI on a CPU (0.56-0.78x the time per step of the
-# whole-window solve at T = 10^4, M = 3: benchmarks/RESULTS_scale.md, keras_dsr/cli.py)
+CPU_CHUNK = 250  # DEER chunk of the CLI on a CPU: a full Lorenz-63 training run took 0.73x
+# the time of the whole-window solve (benchmarks/RESULTS_reconstruct.md)
 
 
 def _chunk_type(text):
@@ -417,7 +417,7 @@ RECIPE_OPTIONS = (
     ("--train-length", "train_length", _positive_int, "steps of simulated training data"),
     ("--chunk-size", "chunk_size", _chunk_type, "DEER chunk length in steps: an int, 'none' "
      "(whole window) or 'auto' (default: %d on a CPU, whole window on an accelerator; same "
-     "result, less time and memory on a CPU)" % 250),
+     "result, less time and memory on a CPU)" % CPU_CHUNK),
 )
 
 

@@ -275,8 +275,8 @@ def simulate_split(name, train_length, test_length, seed, n_extra=0):
     The trajectories start from the initial conditions of seeds ``seed``,
     ``seed + 1``, ... and are integrated together as one ensemble
     (:func:`~keras_dsr.systems.simulate_ensemble`: one adaptive solve costs about
-    as much as one trajectory, which makes :func:`reconstruct` ~3x cheaper in
-    simulation than separate solves). The training trajectory (``train_length``
+    as much as one trajectory: 0.40x the time of three separate solves for
+    :func:`reconstruct`'s Lorenz-63 data, ``benchmarks/RESULTS_reconstruct.md``). The training trajectory (``train_length``
     steps) is standardised with its own statistics; the others (``test_length``
     steps each) with the *training* statistics.
 
