@@ -76,3 +76,15 @@ def test_fit_adds_a_guard_and_validates_arguments():
         with pytest.raises(ValueError, match=match):
             NonFiniteGuard(**bad)
     assert NonFiniteGuard(**NonFiniteGuard(4, 3).get_config()).max_restores == 4
+
+
+def test_ssm_model_fit_is_guarded_too():
+    from keras_dsr.models import SSMModel
+
+    x = lorenz_windows(n_windows=40, t=50)
+    model = SSMModel(3, units=8, readout_units=(16,), seed=0)
+    model.compile(keras.optimizers.Adam(1e-3))
+    with pytest.warns(RuntimeWarning, match="restored the last finite copy"):
+        hist = model.fit(x, batch_size=4, epochs=1, verbose=0, callbacks=[PoisonAt({(0, 3)})])
+    assert hist.history["nonfinite_restores"] == [1.0] and finite(model)
+    assert np.isfinite(hist.history["loss"][0])

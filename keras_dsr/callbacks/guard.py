@@ -24,8 +24,9 @@ class NonFiniteGuard(keras.callbacks.Callback):
     between, training stops with a ``FloatingPointError`` (weights left at the
     last finite copy) instead of returning NaN weights.
 
-    :class:`~keras_dsr.models.DSRModel` adds one to ``fit`` unless you pass your
-    own (or ``NonFiniteGuard(max_restores=0)`` to raise at the first failure).
+    The ``fit`` of :class:`~keras_dsr.models.DSRModel` and
+    :class:`~keras_dsr.models.SSMModel` adds one unless you pass your own (e.g.
+    ``NonFiniteGuard(max_restores=0)`` to raise at the first failure).
 
     Args:
         max_restores: consecutive restores tolerated before raising (int >= 0).
@@ -46,6 +47,7 @@ class NonFiniteGuard(keras.callbacks.Callback):
         self.max_restores = max_restores
         self.snapshot_every = snapshot_every
         self._snapshot = None
+        self._first = True      # no snapshot after a training step yet
         self._streak = 0        # restores since the last snapshot
         self._since = 0         # finite batches since the last snapshot
         self.restores = 0       # restores in the current epoch
@@ -58,21 +60,32 @@ class NonFiniteGuard(keras.callbacks.Callback):
         return list(model.weights) + (list(opt.variables) if opt is not None else [])
 
     def _take_snapshot(self):
-        values = [np.array(keras.ops.convert_to_numpy(v)) for v in self._state_variables()]
+        variables = self._state_variables()
+        values = [np.array(keras.ops.convert_to_numpy(v)) for v in variables]
         if all(np.all(np.isfinite(a)) for a in values if a.dtype.kind == "f"):
-            self._snapshot = values
+            self._snapshot = {id(v): a for v, a in zip(variables, values)}
             self._streak = 0
             return True
         return False
 
     def _restore(self):
-        for v, a in zip(self._state_variables(), self._snapshot):
-            v.assign(a)
+        opt = getattr(self.model, "optimizer", None)
+        opt_ids = {id(v) for v in (opt.variables if opt is not None else [])}
+        for v in self._state_variables():
+            value = self._snapshot.get(id(v))
+            if value is not None:
+                v.assign(value)
+            elif id(v) in opt_ids:
+                # an optimiser slot built after the copy (lazily, at the first step): its
+                # initial value, zero, like Adam's moments and the step counter
+                v.assign(np.zeros(tuple(v.shape), dtype=np.dtype(keras.backend.standardize_dtype(
+                    v.dtype))))
 
     # ---------------------------------------------------------- callbacks
     def on_train_begin(self, logs=None):
         self._snapshot = None
         self._streak = self._since = self.total_restores = 0
+        self._first = True
         if not self._take_snapshot():
             raise FloatingPointError("NonFiniteGuard: the model's weights or optimiser state "
                                      "are already non-finite before training.")
@@ -84,7 +97,8 @@ class NonFiniteGuard(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         finite = loss is None or math.isfinite(float(loss))
         self._since += 1
-        if finite and self._since >= self.snapshot_every:
+        if finite and (self._since >= self.snapshot_every or self._first):
+            self._first = False  # after the first step: the lazily built optimiser slots
             finite = self._take_snapshot()  # False when a weight went non-finite
             self._since = 0
         if finite:
@@ -112,3 +126,15 @@ class NonFiniteGuard(keras.callbacks.Callback):
 
     def get_config(self):
         return {"max_restores": self.max_restores, "snapshot_every": self.snapshot_every}
+
+
+def with_guard(callbacks):
+    """``callbacks`` as a list, with a default :class:`NonFiniteGuard` unless it has one.
+
+    Used by the ``fit`` of :class:`~keras_dsr.models.DSRModel` and
+    :class:`~keras_dsr.models.SSMModel`.
+    """
+    callbacks = list(callbacks or [])
+    if not any(isinstance(c, NonFiniteGuard) for c in callbacks):
+        callbacks.append(NonFiniteGuard())
+    return callbacks

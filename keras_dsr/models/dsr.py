@@ -192,16 +192,14 @@ class DSRModel(keras.Model):
             shape = x.shape
         if not self.built:  # build eagerly: weight initialisers must not run under tracing
             self.build((None,) + tuple(shape[1:]))
-        from keras_dsr.callbacks.guard import NonFiniteGuard
+        from keras_dsr.callbacks.guard import with_guard
 
-        callbacks = list(kwargs.get("callbacks") or [])
+        callbacks = with_guard(kwargs.get("callbacks"))
         if self.adaptive:
             from keras_dsr.callbacks.gtf import AdaptiveGTF, AlphaSchedule
 
             if not any(isinstance(c, (AdaptiveGTF, AlphaSchedule)) for c in callbacks):
                 callbacks.append(AdaptiveGTF())
-        if not any(isinstance(c, NonFiniteGuard) for c in callbacks):
-            callbacks.append(NonFiniteGuard())
         kwargs["callbacks"] = callbacks
         return super().fit(x, y, *args, **kwargs)
 

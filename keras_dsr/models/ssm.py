@@ -231,8 +231,16 @@ class SSMModel(keras.Model):
                 _check_data(val_x, self.n_features, where, name="validation_data")
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        """``keras.Model.fit`` after checking array data (see the class docstring)."""
+        """``keras.Model.fit`` after checking array data (see the class docstring).
+
+        Adds :class:`~keras_dsr.callbacks.NonFiniteGuard` unless ``callbacks`` holds one
+        (a step that makes the loss or the weights NaN / inf is undone; logged as
+        ``nonfinite_restores``).
+        """
+        from keras_dsr.callbacks.guard import with_guard
+
         self._validate_fit_args("fit", x, y, kwargs.get("validation_data"))
+        kwargs["callbacks"] = with_guard(kwargs.get("callbacks"))
         return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
