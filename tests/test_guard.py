@@ -88,3 +88,12 @@ def test_ssm_model_fit_is_guarded_too():
         hist = model.fit(x, batch_size=4, epochs=1, verbose=0, callbacks=[PoisonAt({(0, 3)})])
     assert hist.history["nonfinite_restores"] == [1.0] and finite(model)
     assert np.isfinite(hist.history["loss"][0])
+
+
+def test_spectral_norm_of_a_variable_and_of_non_finite_matrices():
+    from keras_dsr.layers.gtf_deer import spectral_norm
+
+    a = np.array([[[3.0, 0.0], [4.0, 1.0]], [[np.nan, 0.0], [0.0, 1.0]]], "float32")
+    got = keras.ops.convert_to_numpy(spectral_norm(keras.Variable(a)))  # a Variable, too
+    assert np.isclose(got[0], np.linalg.svd(a[0], compute_uv=False)[0], rtol=1e-5)
+    assert np.isnan(got[1])  # NaN, not an exception (PyTorch's SVD raises on NaN)

@@ -21,6 +21,7 @@ def spectral_norm(mats):
     A matrix with a NaN / inf entry gives NaN (PyTorch's SVD would raise on it; the
     non-finite value then reaches the loss, where ``NonFiniteGuard`` handles it).
     """
+    mats = ops.convert_to_tensor(mats)  # also a Variable (parameter_norm_bound)
     ok = ops.all(ops.isfinite(mats), axis=(-2, -1))
     safe = ops.where(ok[..., None, None], mats, ops.zeros_like(mats))
     norm = ops.svd(safe, compute_uv=False)[..., 0]
