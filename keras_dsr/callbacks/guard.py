@@ -15,7 +15,8 @@ class NonFiniteGuard(keras.callbacks.Callback):
     A chaotic model trained with little forcing can, on an unlucky window, take
     an optimiser step that overflows (the loss or a weight becomes NaN / inf);
     every later step is then NaN too. This callback keeps a copy of the last
-    finite state (trainable weights and optimiser variables, taken every
+    finite state (all model weights and optimiser variables, taken after the first
+    step and then every
     ``snapshot_every`` batches) and, when a batch ends with a non-finite loss or
     non-finite weights, restores that copy, resets the epoch's running metrics
     and warns (``RuntimeWarning``); training goes on with the next window. The
