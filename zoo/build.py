@@ -54,7 +54,10 @@ def load_recipe(name):
 
 
 def machine():
-    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, "
+    cores = f"{os.cpu_count()} CPU cores"
+    if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) < (os.cpu_count() or 0):
+        cores = f"pinned to {len(os.sched_getaffinity(0))} of {os.cpu_count()} CPU cores"
+    return (f"{platform.system()} {platform.machine()}, {cores}, "
             f"Python {platform.python_version()}, keras {keras.__version__}, "
             f"backend {keras.backend.backend()}")
 
