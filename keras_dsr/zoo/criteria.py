@@ -46,6 +46,8 @@ def lyap_steps(dt):
         (20000, 100000)
     """
     return max(LYAP_STEPS, int(np.ceil(LYAP_TIME / dt - 1e-9)))
+
+
 ABSOLUTE = {"lorenz63": {"dstsp": 0.2, "dh": 0.08}}
 
 
