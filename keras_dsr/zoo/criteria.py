@@ -51,18 +51,32 @@ def lyap_steps(dt):
 ABSOLUTE = {"lorenz63": {"dstsp": 0.2, "dh": 0.08}}
 
 
-def _test_pair(name):
-    """(test, other) true trajectories of preset ``name``, standardised like training."""
-    from keras_dsr import zoo
+def held_out_pair(system, seed, mean, std):
+    """The criteria's (test, other) true trajectories of ``system``, standardised like training.
+
+    Test trajectory: data seed + 1; floor trajectory: seed + 2 (one ensemble solve of
+    ``TEST_LENGTH`` steps each); both z-scored with the training statistics ``mean``,
+    ``std`` (shape ``[D]``). Used for shipped presets and for candidates alike
+    (``benchmarks/recipe_search/zoo_candidate.py``).
+
+    Returns:
+        two float32 arrays ``[TEST_LENGTH, D]``.
+    """
     from keras_dsr.systems import simulate_ensemble
 
-    info = zoo.preset_info(name)
-    seed = info["recipe"]["seed"]
-    test, other = simulate_ensemble(info["system"], TEST_LENGTH, seeds=(seed + 1, seed + 2),
+    test, other = simulate_ensemble(system, TEST_LENGTH, seeds=(seed + 1, seed + 2),
                                     standardize=False)
-    mean, std = np.asarray(info["mean"]), np.asarray(info["std"])
+    mean, std = np.asarray(mean), np.asarray(std)
     return ((test.clean - mean) / std).astype("float32"), ((other.clean - mean) / std).astype(
         "float32")
+
+
+def _test_pair(name):
+    """(test, other) true trajectories of preset ``name`` (:func:`held_out_pair`)."""
+    from keras_dsr import zoo
+
+    info = zoo.preset_info(name)
+    return held_out_pair(info["system"], info["recipe"]["seed"], info["mean"], info["std"])
 
 
 @functools.lru_cache(maxsize=None)
