@@ -36,8 +36,9 @@ import keras  # noqa: E402
 from keras_dsr import zoo  # noqa: E402
 from keras_dsr.measures import evaluate  # noqa: E402
 from keras_dsr.recipes import Recipe, _simulate_like, _true_scores, train  # noqa: E402
-from keras_dsr.systems import simulate  # noqa: E402
-from keras_dsr.zoo.criteria import check_scores, preset_scores, true_reference  # noqa: E402
+from keras_dsr.systems import lyapunov_max, simulate  # noqa: E402
+from keras_dsr.zoo.criteria import (  # noqa: E402
+    check_scores, lyap_steps, preset_scores, true_reference)
 
 
 def recipes():
@@ -62,12 +63,20 @@ def machine():
             f"backend {keras.backend.backend()}")
 
 
-def validation_score(scores, floor):
+def validation_score(scores, floor, lyap_true):
     """How far a candidate is from the criteria on the validation set (<= 1: met).
 
-    ``max(D_stsp / (floor + 0.2), D_H / (2 floor))`` with the validation floor.
+    The largest of ``D_stsp / (floor + 0.2)``, ``D_H / (2 floor)`` (validation floor)
+    and ``|lambda_max - true| / (0.15 |true|)``: each criterion of
+    ``keras_dsr/zoo/criteria.py`` scaled so that 1 is its bar.
+
+    Example:
+        >>> round(validation_score({"dstsp": 0.15, "dh": 0.05, "lyap": 1.17},
+        ...                        {"dstsp": 0.1, "dh": 0.05}, 0.9), 3)  # lambda: 30 % off
+        2.0
     """
-    return max(scores["dstsp"] / (floor["dstsp"] + 0.2), scores["dh"] / (2 * floor["dh"]))
+    rel = abs(scores["lyap"] - lyap_true) / (0.15 * abs(lyap_true))
+    return max(scores["dstsp"] / (floor["dstsp"] + 0.2), scores["dh"] / (2 * floor["dh"]), rel)
 
 
 def train_candidates(system, recipe, tries, verbose=2):
@@ -76,7 +85,8 @@ def train_candidates(system, recipe, tries, verbose=2):
     With ``tries > 1`` each candidate (weights and window order from
     ``init_seed = weight_seed + 1000 i``) is scored on a *validation* trajectory
     (data seed + 3; its floor: seed + 4), never on the test set (seed + 1) that the
-    criteria use, and the one with the lowest :func:`validation_score` wins.
+    criteria use, and the one with the lowest :func:`validation_score` wins (its
+    lambda_max term needs no data: the model's own exponent against the true one).
 
     Returns:
         ``(model, recipe, train_traj, seconds, history, candidates)``; ``recipe`` is
@@ -88,16 +98,18 @@ def train_candidates(system, recipe, tries, verbose=2):
         val = _simulate_like(system, VAL_LENGTH, recipe.seed + 3, train_traj)
         other = _simulate_like(system, VAL_LENGTH, recipe.seed + 4, train_traj)
         val_floor = _true_scores(val.x, other.x, ("dstsp", "dh"))
+        lyap_true = float(lyapunov_max(system))
     best, candidates = None, []
     for i in range(tries):
         r = recipe if i == 0 else recipe.replace(init_seed=recipe.weight_seed + 1000 * i)
         model, history, seconds = train(r, train_traj.x, verbose=verbose)
         row = {"init_seed": r.weight_seed, "train_seconds": round(seconds, 1)}
         if tries > 1:
-            s = evaluate(model, val.x, measures=("dstsp", "dh"), dt=train_traj.dt)
-            score = validation_score(s, val_floor)
+            s = evaluate(model, val.x, measures=("dstsp", "dh", "lyap"), dt=train_traj.dt,
+                         lyap_steps=lyap_steps(train_traj.dt))
+            score = validation_score(s, val_floor, lyap_true)
             row.update(val_dstsp=float(s["dstsp"]), val_dh=float(s["dh"]),
-                       val_floor=val_floor, val_score=float(score))
+                       val_lyap=float(s["lyap"]), val_floor=val_floor, val_score=float(score))
             print(f"   candidate {i}: {row}", flush=True)
         else:
             score = 0.0
@@ -171,11 +183,13 @@ def _candidate_lines(candidates):
         return []
     out = [f"- Model selection: {len(candidates)} initialisations on the same data, each "
            "scored on a validation trajectory (data seed + 3, floor seed + 4; not the test "
-           "set); kept the lowest max(D_stsp / (floor + 0.2), D_H / (2 floor)):"]
+           "set); kept the lowest max(D_stsp / (floor + 0.2), D_H / (2 floor), "
+           "|lambda_max - true| / (0.15 true)):"]
     for c in candidates:
+        lyap = f"lambda_max {c['val_lyap']:.4g}, " if "val_lyap" in c else ""
         out.append(f"  - init_seed {c['init_seed']}: {c['train_seconds']} s, validation "
                    f"D_stsp {c['val_dstsp']:.3f} (floor {c['val_floor']['dstsp']:.3f}), "
-                   f"D_H {c['val_dh']:.3f} (floor {c['val_floor']['dh']:.3f}), "
+                   f"D_H {c['val_dh']:.3f} (floor {c['val_floor']['dh']:.3f}), {lyap}"
                    f"score {c['val_score']:.2f}")
     return out
 
