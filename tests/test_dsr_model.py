@@ -282,18 +282,18 @@ def test_bad_input():
     model = DSRModel(hidden_dim=8)
     model.compile(optimizer="adam")
     x = lorenz_windows(4, 20)
-    with pytest.raises(ValueError, match="NaN or inf"):
+    with pytest.raises(ValueError, match=r"DSRModel.fit: `x` contains NaN or inf \(first at index \(1, 3, 2\)"):
         bad = x.copy()
         bad[1, 3, 2] = np.nan
         model.fit(bad, epochs=1, verbose=0)
-    with pytest.raises(ValueError, match="at least 2 steps"):
+    with pytest.raises(ValueError, match="at least 2 time steps"):
         model.fit(x[:, :1], epochs=1, verbose=0)
     with pytest.raises(TypeError, match="floating-point"):
         model.fit(x.astype("int32"), epochs=1, verbose=0)
     with pytest.raises(ValueError, match=r"\[batch, time, features\]"):
         model.fit(x[0], epochs=1, verbose=0)
     model.fit(x, epochs=1, verbose=0)
-    with pytest.raises(ValueError, match="features"):
+    with pytest.raises(ValueError, match="must have 3 features"):
         model.fit(x[..., :2], epochs=1, verbose=0)
     with pytest.raises(ValueError, match="`alpha`"):
         DSRModel(alpha=1.5)

@@ -10,33 +10,7 @@ from keras import ops
 from keras_dsr.layers.gtf_deer import GTFDEERLayer, _check_alpha
 from keras_dsr.losses import ObservationMSE
 from keras_dsr.metrics import LastValue
-
-
-def validate_windows(x, observed_dim=None, name="x"):
-    """Check training data ``[B, T, N]``: float, finite, T >= 2; returns a numpy array."""
-    arr = np.asarray(x)
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise TypeError(f"`{name}` must be floating-point data, got dtype {arr.dtype}.")
-    if arr.ndim != 3:
-        raise ValueError(
-            f"`{name}` must have shape [batch, time, features], got shape {arr.shape}"
-            + (" (a single trajectory [T, N]: use x[None] or keras_dsr.data windows)"
-               if arr.ndim == 2 else "") + "."
-        )
-    if arr.shape[1] < 2:
-        raise ValueError(f"`{name}` must have sequences of at least 2 steps, got T = {arr.shape[1]}.")
-    if observed_dim is not None and arr.shape[2] != observed_dim:
-        raise ValueError(
-            f"`{name}` has {arr.shape[2]} features, but the model observes {observed_dim}."
-        )
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        b, t, n = np.argwhere(bad)[0]
-        raise ValueError(
-            f"`{name}` contains NaN or inf ({int(bad.sum())} values; first at "
-            f"[{b}, {t}, {n}]). Clean or interpolate the data first."
-        )
-    return arr
+from keras_dsr.models._checks import validate_windows
 
 
 @keras.saving.register_keras_serializable(package="keras_dsr")
@@ -188,7 +162,7 @@ class DSRModel(keras.Model):
         if isinstance(x, keras.utils.PyDataset):
             shape = np.shape(x[0][0] if isinstance(x[0], tuple) else x[0])
         else:
-            x = validate_windows(x, self.observed_dim)
+            x = validate_windows(x, self.observed_dim, where="DSRModel.fit")
             shape = x.shape
         if not self.built:  # build eagerly: weight initialisers must not run under tracing
             self.build((None,) + tuple(shape[1:]))

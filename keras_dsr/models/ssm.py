@@ -27,44 +27,8 @@ import numpy as np
 from keras import ops
 
 from keras_dsr.layers.parallel_scan_rnn import ParallelScanRNN
-
-
-def _is_array(x):
-    return isinstance(x, np.ndarray) or ops.is_tensor(x)
-
-
-def _check_data(x, n_features, where, name="x"):
-    """Validate a concrete data array ``[B, T, N]``; returns it as a numpy array."""
-    arr = ops.convert_to_numpy(x) if ops.is_tensor(x) else np.asarray(x)
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise TypeError(
-            f"SSMModel.{where}: `{name}` must hold floating-point data (e.g. float32), "
-            f"got dtype {arr.dtype}."
-        )
-    if arr.ndim != 3:
-        hint = " (for one series of shape [T, N] use x[None])" if arr.ndim == 2 else ""
-        raise ValueError(
-            f"SSMModel.{where}: `{name}` must have shape [batch, time, {n_features}], got "
-            f"shape {arr.shape}{hint}."
-        )
-    if arr.shape[-1] != n_features:
-        raise ValueError(
-            f"SSMModel.{where}: `{name}` must have {n_features} features (last axis; the "
-            f"model's n_features), got shape {arr.shape}."
-        )
-    if arr.shape[1] < 2:
-        raise ValueError(
-            f"SSMModel.{where}: `{name}` must have at least 2 time steps (one input, one "
-            f"target), got shape {arr.shape}."
-        )
-    finite = np.isfinite(arr)
-    if not finite.all():
-        bad = np.argwhere(~finite)[0]
-        raise ValueError(
-            f"SSMModel.{where}: `{name}` contains NaN or inf (first at index "
-            f"{tuple(int(i) for i in bad)}); remove or interpolate missing values first."
-        )
-    return arr
+from keras_dsr.models._checks import is_array as _is_array
+from keras_dsr.models._checks import validate_windows
 
 
 @keras.saving.register_keras_serializable(package="keras_dsr")
@@ -214,7 +178,7 @@ class SSMModel(keras.Model):
 
     def _validate_fit_args(self, where, x, y, validation_data=None):
         if _is_array(x):
-            arr = _check_data(x, self.n_features, where)
+            arr = validate_windows(x, self.n_features, where=f"SSMModel.{where}")
             if y is not None and _is_array(y):
                 y_arr = ops.convert_to_numpy(y) if ops.is_tensor(y) else np.asarray(y)
                 expected = (arr.shape[0], arr.shape[1] - 1, self.n_features)
@@ -228,7 +192,7 @@ class SSMModel(keras.Model):
             if isinstance(validation_data, (tuple, list)):
                 val_x = validation_data[0] if len(validation_data) else None
             if _is_array(val_x):
-                _check_data(val_x, self.n_features, where, name="validation_data")
+                validate_windows(val_x, self.n_features, "validation_data", f"SSMModel.{where}")
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """``keras.Model.fit`` after checking array data (see the class docstring).
