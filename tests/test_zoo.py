@@ -109,12 +109,12 @@ def test_unknown_missing_and_corrupted(tmp_path):
         zoo.load_preset(name, preset_dir=str(local))
 
 
-def test_lyap_steps_span_200_time_units():
+def test_lyap_steps_span_100k_steps_and_200_time_units():
     from keras_dsr.zoo.criteria import lyap_steps
 
-    # Lorenz-63 (dt 0.01) and coarser: 20 000 steps; Chen (dt 0.002): 200 time units.
-    assert [lyap_steps(dt) for dt in (0.05, 0.02, 0.01, 0.002, 0.003)] == [
-        20_000, 20_000, 20_000, 100_000, 66_667]
+    # every preset's dt (>= 0.002): 100 000 steps; finer sampling: 200 time units.
+    assert [lyap_steps(dt) for dt in (0.05, 0.02, 0.01, 0.002, 0.001, 0.0003)] == [
+        100_000, 100_000, 100_000, 100_000, 200_000, 666_667]
 
 
 @pytest.mark.slow
