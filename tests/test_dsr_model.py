@@ -282,7 +282,8 @@ def test_bad_input():
     model = DSRModel(hidden_dim=8)
     model.compile(optimizer="adam")
     x = lorenz_windows(4, 20)
-    with pytest.raises(ValueError, match=r"DSRModel.fit: `x` contains NaN or inf \(first at index \(1, 3, 2\)"):
+    nan_at = r"DSRModel.fit: `x` contains NaN or inf \(first at index \(1, 3, 2\)"
+    with pytest.raises(ValueError, match=nan_at):
         bad = x.copy()
         bad[1, 3, 2] = np.nan
         model.fit(bad, epochs=1, verbose=0)

@@ -28,7 +28,8 @@ import keras  # noqa: E402
 from keras_dsr.measures import evaluate  # noqa: E402
 from keras_dsr.recipes import Recipe, _true_scores, train  # noqa: E402
 from keras_dsr.systems import lyapunov_max, simulate  # noqa: E402
-from keras_dsr.zoo.criteria import check_scores, lyap_steps, held_out_pair  # noqa: E402
+from keras_dsr.zoo.criteria import check_scores, held_out_pair, lyap_steps  # noqa: E402
+
 
 def score(system, recipe, model=None, verbose=0):
     """Train (unless ``model`` is given) and score; returns a dict of the run."""

@@ -50,5 +50,6 @@ def validate_windows(x, n_features=None, name="x", where=None):
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(f"{pre}`{name}` contains NaN or inf (first at index {first}) "
-                         f"in {int(bad.sum())} of {arr.size} values; remove or interpolate missing values first.")
+                         f"in {int(bad.sum())} of {arr.size} values; remove or interpolate "
+                         "missing values first.")
     return arr
