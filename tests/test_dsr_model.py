@@ -197,6 +197,21 @@ def test_generate_matches_cell_loop():
     assert model.generate(x[0, 0], 7).shape == (7, 3)
 
 
+def test_generate_sees_new_weights():
+    """The compiled free run is cached (JAX, TensorFlow); it must use the current weights."""
+    x = lorenz_windows(2, 20)
+    model = DSRModel(hidden_dim=16)
+    model.build(x.shape)
+    before = model.generate(x[:, 0], 30)
+    model.set_weights([w * 0.5 for w in model.get_weights()])
+    after = model.generate(x[:, 0], 30)
+    z = to_np(model.gtf.initial_state(ops.convert_to_tensor(x[:, 0])))
+    for t in range(30):
+        z = to_np(model.cell(ops.convert_to_tensor(z)))
+        np.testing.assert_allclose(after[:, t], z[:, :3], atol=1e-5, rtol=1e-5)
+    assert np.abs(after - before).max() > 1e-3
+
+
 @pytest.mark.parametrize("chunk", [16, 7])
 def test_chunked_gtf_deer_matches_loop_and_bptt(chunk):
     """``solver_options={"chunk_size": C}`` (T = 79 not a multiple of C): the same

@@ -256,7 +256,8 @@ def free_run(cell, z0, steps):
     """``z_t = F(z_{t-1})`` for t = 1..steps from ``z0`` ``[B, M]``, compiled; ``[B, steps, M]``.
 
     JAX: ``jax.lax.scan`` under ``jax.jit`` with the cell's weights passed as
-    arguments (no stale captured weights); TensorFlow: ``tf.function``; PyTorch:
+    arguments (no stale captured weights); TensorFlow: ``tf.function``, cached per cell,
+    its variables and ``steps`` (no retracing on every call); PyTorch:
     a loop under ``torch.no_grad`` calling the cell's map directly.
     """
     backend = keras.backend.backend()
@@ -282,12 +283,18 @@ def free_run(cell, z0, steps):
     if backend == "tensorflow":
         import tensorflow as tf
 
-        @tf.function
-        def run(z0):
-            zs = tf.scan(lambda z, _: cell.call(z), tf.zeros((steps,)), initializer=z0)
-            return tf.transpose(zs, (1, 0, 2))
+        # one traced function per (cell, its variables, steps), reused across calls
+        key = ("tf", id(cell), tuple(id(v) for v in cell.variables), steps)
+        fn = _FREE_RUN_CACHE.get(key)
+        if fn is None:
+            @tf.function(reduce_retracing=True)
+            def fn(z0):
+                zs = tf.scan(lambda z, _: cell.call(z), tf.zeros((steps,)), initializer=z0)
+                return tf.transpose(zs, (1, 0, 2))
 
-        return run(z0)
+            _FREE_RUN_CACHE.clear()
+            _FREE_RUN_CACHE[key] = fn
+        return fn(z0)
     import torch
 
     out = []
