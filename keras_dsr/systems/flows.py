@@ -26,6 +26,10 @@ lorenz84           x' = -y^2-z^2-ax+aF, y' = xy-bxz-y+G, z' = bxy+xz-z          
                    (a=0.25, b=4, F=8, G=1)
 chen               x' = a(y-x), y' = (c-a)x - xz + cy, z' = xy-bz               0.002
                    (a=35, b=3, c=28)
+lu                 x' = a(y-x), y' = -xz + cy, z' = xy - bz  (a=36, b=3, c=20)   0.005
+                   (Lü and Chen 2002; between Lorenz and Chen)
+rucklidge          x' = -kx + ly - yz, y' = x, z' = -z + y^2  (k=2, l=6.7)     0.05
+                   (Rucklidge 1992, double convection)
 hindmarsh_rose     x' = y - ax^3 + bx^2 - z + I, y' = c - dx^2 - y,             0.05
                    z' = r(s(x-xr) - z)   (a=1, b=3, c=1, d=5, r=0.006, s=4,
                    xr=-1.6, I=3.25); x, y fast, z slow (time-scale ratio 1/r)
@@ -39,9 +43,10 @@ seed-dependent 0.01 sd unless ``seed=0``, then discards ``burn_in`` time units):
 lorenz63 (-8, 7, 27); rossler (1, 1, 0); lorenz96 x_i = F, with x_1 += 0.01 and
 x_{dim/2+1} -= 0.5; chua (0.7, 0, 0); thomas (0.1, 0, 0); halvorsen (-5, 0, 0);
 aizawa (0.1, 0, 0); sprott_b (0.05, 0.05, 0.05); lorenz84 (1, 0, 0);
-chen (-10, 0, 37); hindmarsh_rose (-1.3, -7.3, 3); duffing (x, v, phi) =
-(0.5, 0, 0). Burn-in (time units): 50 for lorenz63, lorenz96, halvorsen; 20 for
-chen; 100 for chua, aizawa; 200 for rossler, sprott_b, lorenz84, duffing; 300 for
+chen (-10, 0, 37); lu (-3, 2, 20); rucklidge (1, 0, 4.5); hindmarsh_rose
+(-1.3, -7.3, 3); duffing (x, v, phi) = (0.5, 0, 0). Burn-in (time units): 50 for
+lorenz63, lorenz96, halvorsen; 20 for chen, lu; 100 for chua, aizawa; 200 for
+rossler, sprott_b, lorenz84, rucklidge, duffing; 300 for
 hindmarsh_rose; 500 for thomas. Mackey–Glass (a delay equation) is defined in
 :mod:`keras_dsr.systems.delay`.
 """
@@ -232,6 +237,28 @@ def _chen_jac(x, p):
     return _jac(x, [[-a, a, 0.0], [c - a - Z, c, -X], [Y, X, -b]])
 
 
+# ---------------------------------------------------------------- Lü
+def _lu(x, p):
+    X, Y, Z = x[..., 0], x[..., 1], x[..., 2]
+    return _stack(p["a"] * (Y - X), -X * Z + p["c"] * Y, X * Y - p["b"] * Z)
+
+
+def _lu_jac(x, p):
+    X, Y, Z = x[..., 0], x[..., 1], x[..., 2]
+    return _jac(x, [[-p["a"], p["a"], 0.0], [-Z, p["c"], -X], [Y, X, -p["b"]]])
+
+
+# ---------------------------------------------------------------- Rucklidge
+def _rucklidge(x, p):
+    X, Y, Z = x[..., 0], x[..., 1], x[..., 2]
+    return _stack(-p["kappa"] * X + p["lam"] * Y - Y * Z, X, -Z + Y**2)
+
+
+def _rucklidge_jac(x, p):
+    X, Y, Z = x[..., 0], x[..., 1], x[..., 2]
+    return _jac(x, [[-p["kappa"], p["lam"] - Z, -Y], [1.0, 0.0, 0.0], [0.0, 2 * Y, -1.0]])
+
+
 # ---------------------------------------------------------------- Hindmarsh-Rose
 def _hr(x, p):
     X, Y, Z = x[..., 0], x[..., 1], x[..., 2]
@@ -321,6 +348,14 @@ _SYSTEMS = [
            _const(-10.0, 0.0, 37.0), 20.0,
            "x' = a (y - x); y' = (c - a) x - x z + c y; z' = x y - b z",
            lyapunov_time=50.0),
+    System("lu", 3, dict(a=36.0, b=3.0, c=20.0), _lu, _lu_jac, 0.005,
+           _const(-3.0, 2.0, 20.0), 20.0,
+           "x' = a (y - x); y' = -x z + c y; z' = x y - b z",
+           lyapunov_time=100.0),
+    System("rucklidge", 3, dict(kappa=2.0, lam=6.7), _rucklidge, _rucklidge_jac, 0.05,
+           _const(1.0, 0.0, 4.5), 200.0,
+           "x' = -kappa x + lam y - y z; y' = x; z' = -z + y^2",
+           lyapunov_time=500.0),
     System("hindmarsh_rose", 3,
            dict(a=1.0, b=3.0, c=1.0, d=5.0, r=0.006, s=4.0, xr=-1.6, I=3.25),
            _hr, _hr_jac, 0.05, _const(-1.3, -7.3, 3.0), 300.0,
