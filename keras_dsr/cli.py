@@ -415,6 +415,7 @@ RECIPE_OPTIONS = (
     ("--estimator", "alpha_estimator", str, "adaptive GTF Jacobian-norm estimator"),
     ("--method", "method", str, "DEER method (" + ", ".join(METHODS) + ")"),
     ("--train-length", "train_length", _positive_int, "steps of simulated training data"),
+    ("--latent-l2", "latent_l2", float, "LatentL2 penalty on the connection matrices"),
     ("--chunk-size", "chunk_size", _chunk_type, "DEER chunk length in steps: an int, 'none' "
      "(whole window) or 'auto' (default: %d on a CPU, whole window on an accelerator; same "
      "result, less time and memory on a CPU)" % CPU_CHUNK),

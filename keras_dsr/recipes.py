@@ -55,6 +55,11 @@ class Recipe:
             and, unless ``init_seed`` is set, of the weights and window order.
         init_seed: None or an int: seed of the weights and window order alone
             (several initialisations on the same data, e.g. ``zoo/build.py --tries``).
+        latent_l2: strength of a :class:`~keras_dsr.regularizers.LatentL2` penalty on
+            the cell's connection matrices, added to the loss (0: none). Measured on
+            Lorenz-96 (one initialisation, validation checkpoints every 300 steps):
+            1e-5 moved the model's lambda_max from +17-36 % above the true value to
+            -5-+16 %, at equal D_stsp and D_H (``benchmarks/recipe_search/RESULTS_zoo.md``).
 
     Example:
         >>> Recipe(seq_len=2_000).to_dict()["seq_len"]
@@ -85,6 +90,7 @@ class Recipe:
     train_length: int = 100_000
     seed: int = 0
     init_seed: Optional[int] = None
+    latent_l2: float = 0.0
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -114,6 +120,10 @@ class Recipe:
         if self.alpha != "adaptive" and not (isinstance(self.alpha, (int, float))
                                              and 0.0 <= self.alpha <= 1.0):
             raise ValueError(f"Recipe: `alpha` must be 'adaptive' or in [0, 1], got {self.alpha!r}.")
+        if (isinstance(self.latent_l2, bool) or not isinstance(self.latent_l2, (int, float))
+                or not 0.0 <= self.latent_l2 < float("inf")):
+            raise ValueError(f"Recipe: `latent_l2` must be a finite number >= 0, "
+                             f"got {self.latent_l2!r}.")
         if not 0.0 <= self.gtf_gamma < 1.0:
             raise ValueError(f"Recipe: `gtf_gamma` must be in [0, 1), got {self.gtf_gamma!r}.")
 
@@ -161,10 +171,12 @@ def make_cell(recipe, n_features):
 def build_model(recipe, n_features):
     """A compiled :class:`~keras_dsr.models.DSRModel` for ``recipe`` (Adam, cosine lr)."""
     from keras_dsr.models import DSRModel
+    from keras_dsr.regularizers import LatentL2
 
     model = DSRModel(cell=make_cell(recipe, n_features),
                      alpha=recipe.alpha, method=recipe.method,
                      alpha_estimator=recipe.alpha_estimator,
+                     regularizers=[LatentL2(recipe.latent_l2)] if recipe.latent_l2 else None,
                      solver_options=({} if recipe.chunk_size is None
                                      else {"chunk_size": recipe.chunk_size}))
     lr = keras.optimizers.schedules.CosineDecay(

@@ -19,6 +19,8 @@ from keras_dsr.systems import simulate, simulate_ensemble
     ("latent_dim", 0, "`latent_dim` must be a positive int"),
     ("chunk_size", 0, "`chunk_size` must be None or a positive int"),
     ("init_seed", 1.5, "`init_seed` must be None or a int"),
+    ("latent_l2", -1e-5, "`latent_l2` must be a finite number >= 0"),
+    ("latent_l2", float("nan"), "`latent_l2` must be a finite number >= 0"),
 ])
 def test_bad_fields(field, value, match):
     with pytest.raises(ValueError, match=match):
@@ -73,6 +75,26 @@ def test_init_seed_and_chunk_size():
     assert model.solver_options == {"chunk_size": 50}
     model.build((None, 120, 3))
     assert model.gtf.chunk_size == 50
+
+
+def test_latent_l2_is_added_to_the_loss():
+    """``latent_l2`` puts a LatentL2 penalty into the model; the loss grows by its value."""
+    from keras_dsr.regularizers import LatentL2
+
+    assert build_model(Recipe(hidden_dim=4), 3).regularizers == []
+    x = simulate("lorenz63", 400, seed=0).x.astype("float32")[None]
+    losses = {}
+    for strength in (0.0, 0.5):
+        model = build_model(Recipe(hidden_dim=4, alpha=0.3, latent_l2=strength), 3)
+        model.build((None, 400, 3))
+        losses[strength] = float(model.evaluate(x, verbose=0, return_dict=True)["loss"])
+        if strength:
+            (reg,) = model.regularizers
+            assert isinstance(reg, LatentL2) and reg.strength == 0.5
+            w = {v.path.split("/")[-1]: np.asarray(v) for v in model.cell.weights}
+            penalty = 0.5 * ((w["W1"] ** 2).sum() + (w["W2"] ** 2).sum())
+    # same weights (same seed): the losses differ by exactly the penalty
+    assert losses[0.5] - losses[0.0] == pytest.approx(penalty, rel=1e-4)
 
 
 def test_build_model_compiled():
