@@ -10,7 +10,7 @@ trajectory). Loading checks the file's SHA-256 and uses Keras' safe mode.
 Example:
     >>> from keras_dsr import zoo
     >>> zoo.list_presets()                       # doctest: +SKIP
-    ['chen', 'chua', 'lorenz63', 'rucklidge', 'sprott_b']
+    ['chen', 'chua', 'lorenz63', 'lorenz96', 'rucklidge', 'sprott_b']
     >>> model = zoo.load_preset("lorenz63")      # a DSRModel, on any backend
     >>> traj = model.generate([0.1, 0.2, 0.3], steps=10_000)   # [10000, 3]
 """
