@@ -22,6 +22,7 @@ aizawa             x' = (z-b)x - dy, y' = dx + (z-b)y,                          
                    z' = c + az - z^3/3 - (x^2+y^2)(1+ez) + f z x^3
                    (a=0.95, b=0.7, c=0.6, d=3.5, e=0.25, f=0.1)
 sprott_b           x' = ayz, y' = x-y, z' = b-xy  (a=b=1)                       0.05
+sprott_c           x' = ayz, y' = x-y, z' = 1-x^2  (a=1; Sprott 1994, case C)   0.05
 lorenz84           x' = -y^2-z^2-ax+aF, y' = xy-bxz-y+G, z' = bxy+xz-z          0.05
                    (a=0.25, b=4, F=8, G=1)
 chen               x' = a(y-x), y' = (c-a)x - xz + cy, z' = xy-bz               0.002
@@ -30,6 +31,8 @@ lu                 x' = a(y-x), y' = -xz + cy, z' = xy - bz  (a=36, b=3, c=20)  
                    (Lü and Chen 2002; between Lorenz and Chen)
 rucklidge          x' = -kx + ly - yz, y' = x, z' = -z + y^2  (k=2, l=6.7)     0.05
                    (Rucklidge 1992, double convection)
+shimizu_morioka    x' = y, y' = (1-z)x - ay, z' = -bz + x^2  (a=0.75, b=0.45)   0.05
+                   (Shimizu and Morioka 1980; Lorenz-like)
 hindmarsh_rose     x' = y - ax^3 + bx^2 - z + I, y' = c - dx^2 - y,             0.05
                    z' = r(s(x-xr) - z)   (a=1, b=3, c=1, d=5, r=0.006, s=4,
                    xr=-1.6, I=3.25); x, y fast, z slow (time-scale ratio 1/r)
@@ -42,11 +45,12 @@ Default initial conditions (``System.x0``; ``simulate`` perturbs them by a
 seed-dependent 0.01 sd unless ``seed=0``, then discards ``burn_in`` time units):
 lorenz63 (-8, 7, 27); rossler (1, 1, 0); lorenz96 x_i = F, with x_1 += 0.01 and
 x_{dim/2+1} -= 0.5; chua (0.7, 0, 0); thomas (0.1, 0, 0); halvorsen (-5, 0, 0);
-aizawa (0.1, 0, 0); sprott_b (0.05, 0.05, 0.05); lorenz84 (1, 0, 0);
-chen (-10, 0, 37); lu (-3, 2, 20); rucklidge (1, 0, 4.5); hindmarsh_rose
-(-1.3, -7.3, 3); duffing (x, v, phi) = (0.5, 0, 0). Burn-in (time units): 50 for
-lorenz63, lorenz96, halvorsen; 20 for chen, lu; 100 for chua, aizawa; 200 for
-rossler, sprott_b, lorenz84, rucklidge, duffing; 300 for
+aizawa (0.1, 0, 0); sprott_b, sprott_c (0.05, 0.05, 0.05); lorenz84 (1, 0, 0);
+chen (-10, 0, 37); lu (-3, 2, 20); rucklidge (1, 0, 4.5); shimizu_morioka
+(0.1, 0, 0); hindmarsh_rose (-1.3, -7.3, 3); duffing (x, v, phi) = (0.5, 0, 0).
+Burn-in (time units): 50 for lorenz63, lorenz96, halvorsen; 20 for chen, lu; 100 for
+chua, aizawa; 200 for rossler, sprott_b, sprott_c, lorenz84, rucklidge,
+shimizu_morioka, duffing; 300 for
 hindmarsh_rose; 500 for thomas. Mackey–Glass (a delay equation) is defined in
 :mod:`keras_dsr.systems.delay`.
 """
@@ -203,6 +207,18 @@ def _sprott_b_jac(x, p):
     return _jac(x, [[0.0, a * Z, a * Y], [1.0, -1.0, 0.0], [-Y, -X, 0.0]])
 
 
+# ---------------------------------------------------------------- Sprott C
+def _sprott_c(x, p):
+    X, Y, Z = x[..., 0], x[..., 1], x[..., 2]
+    return _stack(p["a"] * Y * Z, X - Y, 1.0 - X**2)
+
+
+def _sprott_c_jac(x, p):
+    X, Y, Z = x[..., 0], x[..., 1], x[..., 2]
+    a = p["a"]
+    return _jac(x, [[0.0, a * Z, a * Y], [1.0, -1.0, 0.0], [-2 * X, 0.0, 0.0]])
+
+
 # ---------------------------------------------------------------- Lorenz-84
 def _lorenz84(x, p):
     X, Y, Z = x[..., 0], x[..., 1], x[..., 2]
@@ -257,6 +273,17 @@ def _rucklidge(x, p):
 def _rucklidge_jac(x, p):
     X, Y, Z = x[..., 0], x[..., 1], x[..., 2]
     return _jac(x, [[-p["kappa"], p["lam"] - Z, -Y], [1.0, 0.0, 0.0], [0.0, 2 * Y, -1.0]])
+
+
+# ---------------------------------------------------------------- Shimizu-Morioka
+def _shimizu_morioka(x, p):
+    X, Y, Z = x[..., 0], x[..., 1], x[..., 2]
+    return _stack(Y, (1.0 - Z) * X - p["a"] * Y, -p["b"] * Z + X**2)
+
+
+def _shimizu_morioka_jac(x, p):
+    X, Y, Z = x[..., 0], x[..., 1], x[..., 2]
+    return _jac(x, [[0.0, 1.0, 0.0], [1.0 - Z, -p["a"], -X], [2 * X, 0.0, -p["b"]]])
 
 
 # ---------------------------------------------------------------- Hindmarsh-Rose
@@ -339,6 +366,10 @@ _SYSTEMS = [
            _const(0.05, 0.05, 0.05), 200.0,
            "x' = a y z; y' = x - y; z' = b - x y",
            lyapunov_ref=0.2101, lyapunov_time=300.0),
+    System("sprott_c", 3, dict(a=1.0), _sprott_c, _sprott_c_jac, 0.05,
+           _const(0.05, 0.05, 0.05), 200.0,
+           "x' = a y z; y' = x - y; z' = 1 - x^2",
+           lyapunov_ref=0.163, lyapunov_time=2000.0),
     System("lorenz84", 3, dict(a=0.25, b=4.0, F=8.0, G=1.0), _lorenz84,
            _lorenz84_jac, 0.05, _const(1.0, 0.0, 0.0), 200.0,
            "x' = -y^2 - z^2 - a x + a F; y' = x y - b x z - y + G; "
@@ -356,6 +387,10 @@ _SYSTEMS = [
            _const(1.0, 0.0, 4.5), 200.0,
            "x' = -kappa x + lam y - y z; y' = x; z' = -z + y^2",
            lyapunov_time=500.0),
+    System("shimizu_morioka", 3, dict(a=0.75, b=0.45), _shimizu_morioka,
+           _shimizu_morioka_jac, 0.05, _const(0.1, 0.0, 0.0), 200.0,
+           "x' = y; y' = (1 - z) x - a y; z' = -b z + x^2",
+           lyapunov_time=2000.0),
     System("hindmarsh_rose", 3,
            dict(a=1.0, b=3.0, c=1.0, d=5.0, r=0.006, s=4.0, xr=-1.6, I=3.25),
            _hr, _hr_jac, 0.05, _const(-1.3, -7.3, 3.0), 300.0,
