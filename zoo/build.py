@@ -33,6 +33,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import keras_dsr  # noqa: E402,F401
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 from keras_dsr import zoo  # noqa: E402
 from keras_dsr.measures import evaluate  # noqa: E402
 from keras_dsr.recipes import Recipe, _simulate_like, _true_scores, train  # noqa: E402
@@ -48,10 +49,22 @@ def recipes():
 
 
 def load_recipe(name):
-    """``(system, recipe, tries)`` of preset ``name`` from ``zoo/<name>/recipe.json``."""
+    """``(system, recipe, tries, select_epochs)`` of preset ``name`` (``zoo/<name>/recipe.json``).
+
+    ``select_epochs`` (optional, default none): epochs (1-based, ``steps_per_epoch``
+    Adam steps each) after which every initialisation is also scored on the
+    validation trajectory; the best checkpoint, these or the final one, is kept.
+    """
     with open(os.path.join(HERE, name, "recipe.json")) as fh:
         spec = json.load(fh)
-    return spec["system"], Recipe.from_dict(spec["recipe"]), int(spec.get("tries", 1))
+    epochs = sorted(int(e) for e in spec.get("select_epochs", ()))
+    n_epochs = -(-spec["recipe"].get("steps", Recipe().steps)
+                 // spec["recipe"].get("steps_per_epoch", Recipe().steps_per_epoch))
+    if any(not 1 <= e < n_epochs for e in epochs):
+        raise ValueError(f"{name}: select_epochs must lie in [1, {n_epochs}) (the final "
+                         f"epoch {n_epochs} is always scored), got {epochs}.")
+    return (spec["system"], Recipe.from_dict(spec["recipe"]), int(spec.get("tries", 1)),
+            epochs)
 
 
 def machine():
@@ -79,40 +92,76 @@ def validation_score(scores, floor, lyap_true):
     return max(scores["dstsp"] / (floor["dstsp"] + 0.2), scores["dh"] / (2 * floor["dh"]), rel)
 
 
-def train_candidates(system, recipe, tries, verbose=2):
+class _Checkpoints(keras.callbacks.Callback):
+    """Scores the model on validation data after the given epochs; keeps every result.
+
+    ``score_fn(model) -> (score, scores)``; ``self.rows`` collects
+    ``(score, epoch, scores, weights)``.
+    """
+
+    def __init__(self, epochs, score_fn):
+        super().__init__()
+        self.epochs, self.score_fn, self.rows = set(epochs), score_fn, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 in self.epochs:
+            score, s = self.score_fn(self.model)
+            self.rows.append((score, epoch + 1, s, [np.array(w) for w in self.model.get_weights()]))
+            print(f"   checkpoint epoch {epoch + 1}: validation score {score:.3f}", flush=True)
+
+
+def train_candidates(system, recipe, tries, verbose=2, select_epochs=()):
     """Train ``tries`` initialisations of ``recipe`` on the same data; keep the best.
 
-    With ``tries > 1`` each candidate (weights and window order from
-    ``init_seed = weight_seed + 1000 i``) is scored on a *validation* trajectory
+    With ``tries > 1`` (or ``select_epochs``) each candidate (weights and window order
+    from ``init_seed = weight_seed + 1000 i``) is scored on a *validation* trajectory
     (data seed + 3; its floor: seed + 4), never on the test set (seed + 1) that the
     criteria use, and the one with the lowest :func:`validation_score` wins (its
     lambda_max term needs no data: the model's own exponent against the true one).
+    With ``select_epochs`` the checkpoints after those epochs compete too (early
+    stopping on the validation score): a candidate is a (initialisation, epoch) pair.
 
     Returns:
         ``(model, recipe, train_traj, seconds, history, candidates)``; ``recipe`` is
-        the winner's (with its ``init_seed``), ``seconds`` its training time and
-        ``candidates`` one row per candidate for the card.
+        the winner's (with its ``init_seed``), ``seconds`` its training time (with the
+        checkpoint scoring) and ``candidates`` one row per initialisation for the card.
     """
     train_traj = simulate(system, recipe.train_length, seed=recipe.seed)
-    if tries > 1:
+    validate = tries > 1 or bool(select_epochs)
+    if validate:
         val = _simulate_like(system, VAL_LENGTH, recipe.seed + 3, train_traj)
         other = _simulate_like(system, VAL_LENGTH, recipe.seed + 4, train_traj)
         val_floor = _true_scores(val.x, other.x, ("dstsp", "dh"))
         lyap_true = float(lyapunov_max(system))
+
+    def score_fn(model):
+        s = evaluate(model, val.x, measures=("dstsp", "dh", "lyap"), dt=train_traj.dt,
+                     lyap_steps=lyap_steps(train_traj.dt))
+        return validation_score(s, val_floor, lyap_true), s
+
     best, candidates = None, []
     for i in range(tries):
         r = recipe if i == 0 else recipe.replace(init_seed=recipe.weight_seed + 1000 * i)
-        model, history, seconds = train(r, train_traj.x, verbose=verbose)
+        ckpt = _Checkpoints(select_epochs, score_fn)
+        model, history, seconds = train(r, train_traj.x, verbose=verbose,
+                                        callbacks=[ckpt] if select_epochs else ())
         row = {"init_seed": r.weight_seed, "train_seconds": round(seconds, 1)}
-        if tries > 1:
-            s = evaluate(model, val.x, measures=("dstsp", "dh", "lyap"), dt=train_traj.dt,
-                         lyap_steps=lyap_steps(train_traj.dt))
-            score = validation_score(s, val_floor, lyap_true)
+        score = 0.0
+        if validate:
+            score, s = score_fn(model)
+            n_epochs = len(history.history.get("loss", ())) or max(select_epochs, default=0) + 1
+            epoch, weights = n_epochs, None
+            if ckpt.rows:
+                row["checkpoints"] = {e: round(float(c), 3) for c, e, _, _ in ckpt.rows}
+                row["checkpoints"][n_epochs] = round(float(score), 3)
+                c_score, c_epoch, c_s, c_w = min(ckpt.rows, key=lambda c: c[0])
+                if c_score < score:  # an earlier checkpoint beats the final weights
+                    score, epoch, s, weights = c_score, c_epoch, c_s, c_w
+                    model.set_weights(weights)
             row.update(val_dstsp=float(s["dstsp"]), val_dh=float(s["dh"]),
-                       val_lyap=float(s["lyap"]), val_floor=val_floor, val_score=float(score))
+                       val_lyap=float(s["lyap"]), val_floor=val_floor, val_score=float(score),
+                       epoch=epoch)
             print(f"   candidate {i}: {row}", flush=True)
-        else:
-            score = 0.0
         candidates.append(row)
         if best is None or score < best[0]:
             best = (score, model, r, seconds, history)
@@ -121,10 +170,11 @@ def train_candidates(system, recipe, tries, verbose=2):
 
 
 def build(name, verbose=2):
-    system, recipe, tries = load_recipe(name)
-    print(f"== {name}: {system}, {tries} tries, recipe {recipe.to_dict()}", flush=True)
+    system, recipe, tries, select_epochs = load_recipe(name)
+    print(f"== {name}: {system}, {tries} tries, checkpoints after epochs {select_epochs}, "
+          f"recipe {recipe.to_dict()}", flush=True)
     model, recipe, train_traj, seconds, history, candidates = train_candidates(
-        system, recipe, tries, verbose=verbose)
+        system, recipe, tries, verbose=verbose, select_epochs=select_epochs)
     # Install into the package first, then score the installed file (what users load).
     entry = zoo.install_preset(model, name, system, train_traj.dt, train_traj.mean,
                                train_traj.std, recipe=recipe)
@@ -179,18 +229,25 @@ def _other_backends_agree(name, lines):
 
 def _candidate_lines(candidates):
     """Card lines on the initialisations tried (model selection on validation data)."""
-    if len(candidates) < 2:
+    if len(candidates) < 2 and not candidates[0].get("checkpoints"):
         return []
+    per = (" and after the epochs listed (checkpoints, with the final one)"
+           if any(c.get("checkpoints") for c in candidates) else "")
     out = [f"- Model selection: {len(candidates)} initialisations on the same data, each "
-           "scored on a validation trajectory (data seed + 3, floor seed + 4; not the test "
-           "set); kept the lowest max(D_stsp / (floor + 0.2), D_H / (2 floor), "
+           f"scored{per} on a validation trajectory (data seed + 3, floor seed + 4; not the "
+           "test set); kept the lowest max(D_stsp / (floor + 0.2), D_H / (2 floor), "
            "|lambda_max - true| / (0.15 true)):"]
     for c in candidates:
         lyap = f"lambda_max {c['val_lyap']:.4g}, " if "val_lyap" in c else ""
+        ckpts = ""
+        if c.get("checkpoints"):
+            ckpts = (f" (kept epoch {c['epoch']}; scores after epochs " + ", ".join(
+                f"{e}: {v:.2f}" for e, v in sorted(c["checkpoints"].items(),
+                                                  key=lambda kv: int(kv[0]))) + ")")
         out.append(f"  - init_seed {c['init_seed']}: {c['train_seconds']} s, validation "
                    f"D_stsp {c['val_dstsp']:.3f} (floor {c['val_floor']['dstsp']:.3f}), "
                    f"D_H {c['val_dh']:.3f} (floor {c['val_floor']['dh']:.3f}), {lyap}"
-                   f"score {c['val_score']:.2f}")
+                   f"score {c['val_score']:.2f}{ckpts}")
     return out
 
 
@@ -216,7 +273,7 @@ def _write_card(name, system, recipe, entry, lines, ok):
         f"- Recipe: `{json.dumps(recipe.to_dict())}`",
         f"- Time: {card['train_seconds']} s on {card['machine']} ({card['date']}).",
         *_candidate_lines(card["candidates"]),
-        f"- Final logs: {json.dumps({k: round(v, 5) for k, v in card['final_logs'].items()})}",
+        f"- Final logs (last epoch): {json.dumps({k: round(v, 5) for k, v in card['final_logs'].items()})}",
         "",
         "## Measures (DESIGN §3 protocol, recomputed by tests/test_zoo.py)",
         "",
