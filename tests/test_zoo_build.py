@@ -62,5 +62,5 @@ def test_card_lines_name_the_kept_checkpoint():
            "val_lyap": 0.9, "val_floor": {"dstsp": 0.1, "dh": 0.04}, "val_score": 0.8,
            "epoch": 45, "checkpoints": {"40": 1.1, "45": 0.8, "60": 1.3}}
     lines = build._candidate_lines([row])
-    assert "after the epochs listed" in lines[0]
+    assert "scored after the epochs listed and at the end on a validation" in lines[0]
     assert "kept epoch 45; scores after epochs 40: 1.10, 45: 0.80, 60: 1.30" in lines[1]

@@ -231,7 +231,7 @@ def _candidate_lines(candidates):
     """Card lines on the initialisations tried (model selection on validation data)."""
     if len(candidates) < 2 and not candidates[0].get("checkpoints"):
         return []
-    per = (" and after the epochs listed (checkpoints, with the final one)"
+    per = (" after the epochs listed and at the end"
            if any(c.get("checkpoints") for c in candidates) else "")
     out = [f"- Model selection: {len(candidates)} initialisations on the same data, each "
            f"scored{per} on a validation trajectory (data seed + 3, floor seed + 4; not the "
