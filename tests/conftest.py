@@ -12,6 +12,16 @@ from keras_dsr.utils import compile_function, value_and_grad
 BACKEND = keras.backend.backend()
 
 
+def pytest_collection_modifyitems(config, items):
+    """Run ``backend_independent`` tests (numpy/scipy only) once, under JAX."""
+    if BACKEND == "jax":
+        return
+    skip = pytest.mark.skip(reason="backend-independent (numpy/scipy only): runs under JAX")
+    for item in items:
+        if item.get_closest_marker("backend_independent") is not None:
+            item.add_marker(skip)
+
+
 def to_np(x):
     if hasattr(x, "detach"):
         x = x.detach()
