@@ -51,6 +51,11 @@ class Recipe:
             steps at a time (less memory, same result; see
             :class:`~keras_dsr.layers.GTFDEERLayer`).
         train_length: steps of the simulated training trajectory (``reconstruct``).
+        dt: None (the system's default sampling interval) or a positive float: the
+            sampling interval of the simulated data, in the system's time units.
+            Rössler at dt = 0.1 rather than its default 0.05 gave the first models near
+            its attractor (validation D_stsp 0.12 against 0.96 and more,
+            ``benchmarks/recipe_search/RESULTS_zoo.md``, session 9).
         seed: seed of the simulated data (training: ``seed``, test: ``seed + 1``)
             and, unless ``init_seed`` is set, of the weights and window order.
         init_seed: None or an int: seed of the weights and window order alone
@@ -88,6 +93,7 @@ class Recipe:
     method: str = "deer"
     chunk_size: Optional[int] = None
     train_length: int = 100_000
+    dt: Optional[float] = None
     seed: int = 0
     init_seed: Optional[int] = None
     latent_l2: float = 0.0
@@ -124,6 +130,10 @@ class Recipe:
                 or not 0.0 <= self.latent_l2 < float("inf")):
             raise ValueError(f"Recipe: `latent_l2` must be a finite number >= 0, "
                              f"got {self.latent_l2!r}.")
+        if self.dt is not None and (isinstance(self.dt, bool)
+                                    or not isinstance(self.dt, (int, float))
+                                    or not 0.0 < self.dt < float("inf")):
+            raise ValueError(f"Recipe: `dt` must be None or a finite number > 0, got {self.dt!r}.")
         if not 0.0 <= self.gtf_gamma < 1.0:
             raise ValueError(f"Recipe: `gtf_gamma` must be in [0, 1), got {self.gtf_gamma!r}.")
 
@@ -268,7 +278,7 @@ def reconstruct(system, recipe=None, measures=("dstsp", "dh"), test_length=100_0
     sys_ = get_system(system)
     train_traj, test_traj, *rest = simulate_split(
         sys_.name, recipe.train_length, test_length, recipe.seed,
-        n_extra=1 if with_floor else 0)
+        n_extra=1 if with_floor else 0, dt=recipe.dt)
     model, history, seconds = train(recipe, train_traj.x, callbacks=callbacks,
                                     verbose=verbose)
     x_gen = generate_for_evaluation(model, test_traj.x)
@@ -281,8 +291,10 @@ def reconstruct(system, recipe=None, measures=("dstsp", "dh"), test_length=100_0
                           generated=x_gen, recipe=recipe)
 
 
-def simulate_split(name, train_length, test_length, seed, n_extra=0):
+def simulate_split(name, train_length, test_length, seed, n_extra=0, dt=None):
     """Training, test and ``n_extra`` further trajectories of ``name``, in one ODE solve.
+
+    ``dt``: the sampling interval (None: the system's default).
 
     The trajectories start from the initial conditions of seeds ``seed``,
     ``seed + 1``, ... and are integrated together as one ensemble
@@ -303,7 +315,8 @@ def simulate_split(name, train_length, test_length, seed, n_extra=0):
     from keras_dsr.systems import simulate_ensemble
 
     n = max(train_length, test_length)
-    raw = simulate_ensemble(name, n, seeds=range(seed, seed + 2 + n_extra), standardize=False)
+    raw = simulate_ensemble(name, n, seeds=range(seed, seed + 2 + n_extra), dt=dt,
+                            standardize=False)
     out = []
     for i, traj in enumerate(raw):
         steps = train_length if i == 0 else test_length
@@ -319,10 +332,10 @@ def simulate_split(name, train_length, test_length, seed, n_extra=0):
 
 
 def _simulate_like(name, steps, seed, reference):
-    """Simulate ``name`` and standardise with ``reference``'s statistics."""
+    """Simulate ``name`` at ``reference``'s dt and standardise with its statistics."""
     from keras_dsr.systems import simulate
 
-    traj = simulate(name, steps, seed=seed, standardize=False)
+    traj = simulate(name, steps, dt=reference.dt, seed=seed, standardize=False)
     x = reference.standardize(traj.clean).astype("float32")
     return dataclasses.replace(traj, x=x, clean=x, mean=reference.mean, std=reference.std)
 

@@ -15,6 +15,7 @@ import keras
 from keras_dsr import zoo
 from keras_dsr.models import DSRModel
 from keras_dsr.recipes import Recipe
+from keras_dsr.systems import get_system
 from keras_dsr.zoo.criteria import check_scores, preset_scores, true_reference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,6 +36,8 @@ def test_every_recipe_is_shipped_or_carded_as_failed():
             base = Recipe.from_dict(json.load(fh)["recipe"])
         # The shipped model is the recipe's, up to the initialisation chosen ("tries").
         assert Recipe.from_dict(info["recipe"]).replace(init_seed=base.init_seed) == base
+        # the data's sampling interval: the recipe's, or the system's default
+        assert info["dt"] == (base.dt or get_system(info["system"]).dt)
         assert os.path.isfile(os.path.join(ROOT, "zoo", name, "CARD.md"))
 
 

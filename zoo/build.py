@@ -126,7 +126,7 @@ def train_candidates(system, recipe, tries, verbose=2, select_epochs=()):
         the winner's (with its ``init_seed``), ``seconds`` its training time (with the
         checkpoint scoring) and ``candidates`` one row per initialisation for the card.
     """
-    train_traj = simulate(system, recipe.train_length, seed=recipe.seed)
+    train_traj = simulate(system, recipe.train_length, dt=recipe.dt, seed=recipe.seed)
     validate = tries > 1 or bool(select_epochs)
     if validate:
         val = _simulate_like(system, VAL_LENGTH, recipe.seed + 3, train_traj)

@@ -45,13 +45,14 @@ def main(argv=None):
     p.add_argument("model")
     p.add_argument("system")
     p.add_argument("--seed", type=int, default=0, help="data seed of the model's recipe")
+    p.add_argument("--dt", type=float, default=None, help="sampling interval of the model's recipe")
     p.add_argument("--steps", type=int, default=60_000)
     p.add_argument("--transient", type=int, default=5_000, help="steps left out at the start")
     p.add_argument("--threshold", type=float, default=-0.5)
     a = p.parse_args(argv)
     model = keras.saving.load_model(a.model, compile=False)
-    tr = simulate(a.system, 100_000, seed=a.seed)
-    test, _ = held_out_pair(a.system, a.seed, tr.mean, tr.std)
+    tr = simulate(a.system, 100_000, dt=a.dt, seed=a.seed)
+    test, _ = held_out_pair(a.system, a.seed, tr.mean, tr.std, dt=tr.dt)
     n, k, dt = a.steps, a.transient, tr.dt
     gen, lat = model.generate(test[:1], n, return_latent=True)
     gen = np.asarray(gen)[0]

@@ -55,11 +55,11 @@ def main(argv=None):
     a = p.parse_args(argv)
     recipe = Recipe.from_dict(json.loads(a.recipe))
     system = a.system
-    tr = simulate(system, recipe.train_length, seed=recipe.seed)
+    tr = simulate(system, recipe.train_length, dt=recipe.dt, seed=recipe.seed)
     val = _simulate_like(system, VAL_LENGTH, recipe.seed + 3, tr)
     val_floor = _true_scores(val.x, _simulate_like(system, VAL_LENGTH, recipe.seed + 4, tr).x,
                              ("dstsp", "dh"))
-    test, other = held_out_pair(system, recipe.seed, tr.mean, tr.std)
+    test, other = held_out_pair(system, recipe.seed, tr.mean, tr.std, dt=tr.dt)
     test_floor = _true_scores(test, other, ("dstsp", "dh"))
     lyap_true = float(lyapunov_max(system))
     print(f"{system} {a.recipe}: true lambda_max {lyap_true:.4f}", flush=True)

@@ -33,8 +33,8 @@ from keras_dsr.zoo.criteria import check_scores, held_out_pair, lyap_steps  # no
 
 def score(system, recipe, model=None, verbose=0):
     """Train (unless ``model`` is given) and score; returns a dict of the run."""
-    tr = simulate(system, recipe.train_length, seed=recipe.seed)
-    test, other = held_out_pair(system, recipe.seed, tr.mean, tr.std)  # as the criteria make it
+    tr = simulate(system, recipe.train_length, dt=recipe.dt, seed=recipe.seed)
+    test, other = held_out_pair(system, recipe.seed, tr.mean, tr.std, dt=tr.dt)  # as the criteria make it
     floor = {k: float(v) for k, v in _true_scores(test, other, ("dstsp", "dh")).items()}
     lyap_true = float(lyapunov_max(system))
     seconds, final = 0.0, {}

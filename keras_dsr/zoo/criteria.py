@@ -54,11 +54,12 @@ def lyap_steps(dt):
 ABSOLUTE = {"lorenz63": {"dstsp": 0.2, "dh": 0.08}}
 
 
-def held_out_pair(system, seed, mean, std):
+def held_out_pair(system, seed, mean, std, dt=None):
     """The criteria's (test, other) true trajectories of ``system``, standardised like training.
 
     Test trajectory: data seed + 1; floor trajectory: seed + 2 (one ensemble solve of
-    ``TEST_LENGTH`` steps each); both z-scored with the training statistics ``mean``,
+    ``TEST_LENGTH`` steps each, sampled every ``dt``: None is the system's default);
+    both z-scored with the training statistics ``mean``,
     ``std`` (shape ``[D]``). Used for shipped presets and for candidates alike
     (``benchmarks/recipe_search/zoo_candidate.py``).
 
@@ -67,7 +68,7 @@ def held_out_pair(system, seed, mean, std):
     """
     from keras_dsr.systems import simulate_ensemble
 
-    test, other = simulate_ensemble(system, TEST_LENGTH, seeds=(seed + 1, seed + 2),
+    test, other = simulate_ensemble(system, TEST_LENGTH, seeds=(seed + 1, seed + 2), dt=dt,
                                     standardize=False)
     mean, std = np.asarray(mean), np.asarray(std)
     return ((test.clean - mean) / std).astype("float32"), ((other.clean - mean) / std).astype(
@@ -86,12 +87,12 @@ def _test_pair(name):
     info = zoo.preset_info(name)
     return _held_out_cached(info["system"], int(info["recipe"]["seed"]),
                             tuple(float(v) for v in info["mean"]),
-                            tuple(float(v) for v in info["std"]))
+                            tuple(float(v) for v in info["std"]), float(info["dt"]))
 
 
 @functools.lru_cache(maxsize=4)
-def _held_out_cached(system, seed, mean, std):
-    pair = held_out_pair(system, seed, np.array(mean), np.array(std))
+def _held_out_cached(system, seed, mean, std, dt):
+    pair = held_out_pair(system, seed, np.array(mean), np.array(std), dt=dt)
     for x in pair:
         x.setflags(write=False)
     return pair
