@@ -2,7 +2,9 @@
 
 Each preset has a folder ``zoo/<name>/`` with ``recipe.json`` (the system, the
 :class:`keras_dsr.recipes.Recipe` fields and optionally ``tries``, the number of
-initialisations to train; the best on a validation trajectory is kept). This script
+initialisations to train; the best on a validation trajectory is kept; ``select_epochs``,
+checkpoints that compete too; ``finetune``, a second phase from the winner, see
+:func:`load_finetune`). This script
 trains it with :func:`keras_dsr.recipes.train`, measures the free-running model against a
 held-out test trajectory (D_stsp, D_H, PE(20), lambda_max) next to the floor of an
 independent true trajectory and the true lambda_max, writes the model card
@@ -67,6 +69,80 @@ def load_recipe(name):
             epochs)
 
 
+FINETUNE_KEYS = {"alpha", "learning_rate", "steps", "every"}
+
+
+def load_finetune(name):
+    """The optional ``"finetune"`` phase of preset ``name``'s ``recipe.json`` (or None).
+
+    ``{"alpha": a, "learning_rate": lr, "steps": S, "every": E}``: after the model
+    selection, the winner trains ``S`` more Adam steps (learning rate ``lr``
+    cosine-decayed to 1 %) with a constant GTF ``alpha`` (``a`` in (0, 1)), and is
+    scored on the validation trajectory every ``E`` steps; the best of these checkpoints
+    and the starting weights is kept. Why: adaptive GTF's alpha corrects a model's phase
+    at every step, so its loss barely sees a small time-scale error that D_H punishes;
+    a weaker constant forcing at a low learning rate refines it (Rössler at dt 0.1,
+    ``benchmarks/recipe_search/RESULTS_zoo.md``, session 9).
+    """
+    with open(os.path.join(HERE, name, "recipe.json")) as fh:
+        spec = json.load(fh)
+    ft = spec.get("finetune")
+    if ft is None:
+        return None
+    if not isinstance(ft, dict) or set(ft) != FINETUNE_KEYS:
+        raise ValueError(f"{name}: finetune must be a dict with keys {sorted(FINETUNE_KEYS)}, "
+                         f"got {ft!r}.")
+    steps_per_epoch = spec["recipe"].get("steps_per_epoch", Recipe().steps_per_epoch)
+    if not 0.0 < ft["alpha"] < 1.0 or not ft["learning_rate"] > 0:
+        raise ValueError(f"{name}: finetune alpha must be in (0, 1) and learning_rate > 0, "
+                         f"got {ft!r}.")
+    if (ft["every"] < 1 or ft["every"] % steps_per_epoch or ft["steps"] < ft["every"]
+            or ft["steps"] % ft["every"]):
+        raise ValueError(f"{name}: finetune steps must be a multiple of every, and every "
+                         f"a positive multiple of steps_per_epoch ({steps_per_epoch}), "
+                         f"got {ft!r}.")
+    return dict(ft)
+
+
+def finetune(model, recipe, x, ft, score_fn, start_score, verbose=0):
+    """The ``finetune`` phase (:func:`load_finetune`) from ``model``'s weights, in place.
+
+    ``score_fn(model) -> (score, scores)`` scores on validation data; the best of the
+    checkpoints every ``ft["every"]`` steps and the start (``start_score``) is kept.
+
+    Returns:
+        ``(row, seconds)``: ``row`` for the card (scores per step, the kept step, 0 for
+        the start) and the wall-clock time of the phase.
+    """
+    import time
+
+    from keras_dsr.callbacks import ConstantAlpha
+    from keras_dsr.data import TrajectoryWindows
+
+    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
+        ft["learning_rate"], ft["steps"], alpha=0.01)))
+    windows = TrajectoryWindows(x, seq_len=recipe.seq_len, batch_size=recipe.batch_size,
+                                steps_per_epoch=recipe.steps_per_epoch,
+                                seed=recipe.weight_seed + 7)
+    best = (start_score, 0, None, [np.array(w) for w in model.get_weights()])
+    scores, t0 = {}, time.perf_counter()
+    for k in range(ft["steps"] // ft["every"]):
+        model.fit(windows, epochs=ft["every"] // recipe.steps_per_epoch, verbose=verbose,
+                  callbacks=[ConstantAlpha(ft["alpha"])])
+        score, s = score_fn(model)
+        step = (k + 1) * ft["every"]
+        scores[step] = round(float(score), 3)
+        print(f"   finetune step {step}: validation score {score:.3f}", flush=True)
+        if score < best[0]:
+            best = (score, step, s, [np.array(w) for w in model.get_weights()])
+    model.set_weights(best[3])
+    row = {"scores": scores, "kept_step": best[1], "val_score": float(best[0])}
+    if best[2] is not None:
+        row.update(val_dstsp=float(best[2]["dstsp"]), val_dh=float(best[2]["dh"]),
+                   val_lyap=float(best[2]["lyap"]))
+    return row, time.perf_counter() - t0
+
+
 def machine():
     cores = f"{os.cpu_count()} CPU cores"
     if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) < (os.cpu_count() or 0):
@@ -110,7 +186,7 @@ class _Checkpoints(keras.callbacks.Callback):
             print(f"   checkpoint epoch {epoch + 1}: validation score {score:.3f}", flush=True)
 
 
-def train_candidates(system, recipe, tries, verbose=2, select_epochs=()):
+def train_candidates(system, recipe, tries, verbose=2, select_epochs=(), finetune_spec=None):
     """Train ``tries`` initialisations of ``recipe`` on the same data; keep the best.
 
     With ``tries > 1`` (or ``select_epochs``) each candidate (weights and window order
@@ -120,14 +196,16 @@ def train_candidates(system, recipe, tries, verbose=2, select_epochs=()):
     lambda_max term needs no data: the model's own exponent against the true one).
     With ``select_epochs`` the checkpoints after those epochs compete too (early
     stopping on the validation score): a candidate is a (initialisation, epoch) pair.
+    With ``finetune_spec`` (:func:`load_finetune`) the winner then runs :func:`finetune`.
 
     Returns:
-        ``(model, recipe, train_traj, seconds, history, candidates)``; ``recipe`` is
-        the winner's (with its ``init_seed``), ``seconds`` its training time (with the
-        checkpoint scoring) and ``candidates`` one row per initialisation for the card.
+        ``(model, recipe, train_traj, seconds, history, candidates, ft_row)``; ``recipe``
+        is the winner's (with its ``init_seed``), ``seconds`` its training time (with the
+        checkpoint scoring and fine-tuning), ``candidates`` one row per initialisation
+        for the card and ``ft_row`` the fine-tuning's (None without one).
     """
     train_traj = simulate(system, recipe.train_length, dt=recipe.dt, seed=recipe.seed)
-    validate = tries > 1 or bool(select_epochs)
+    validate = tries > 1 or bool(select_epochs) or finetune_spec is not None
     if validate:
         val = _simulate_like(system, VAL_LENGTH, recipe.seed + 3, train_traj)
         other = _simulate_like(system, VAL_LENGTH, recipe.seed + 4, train_traj)
@@ -165,16 +243,24 @@ def train_candidates(system, recipe, tries, verbose=2, select_epochs=()):
         candidates.append(row)
         if best is None or score < best[0]:
             best = (score, model, r, seconds, history)
-    _, model, r, seconds, history = best
-    return model, r, train_traj, seconds, history, candidates
+    score, model, r, seconds, history = best
+    ft_row = None
+    if finetune_spec is not None:
+        ft_row, ft_seconds = finetune(model, r, train_traj.x, finetune_spec, score_fn, score)
+        ft_row.update(finetune_spec, seconds=round(ft_seconds, 1))
+        seconds += ft_seconds
+        print(f"   finetune: {ft_row}", flush=True)
+    return model, r, train_traj, seconds, history, candidates, ft_row
 
 
 def build(name, verbose=2):
     system, recipe, tries, select_epochs = load_recipe(name)
     print(f"== {name}: {system}, {tries} tries, checkpoints after epochs {select_epochs}, "
           f"recipe {recipe.to_dict()}", flush=True)
-    model, recipe, train_traj, seconds, history, candidates = train_candidates(
-        system, recipe, tries, verbose=verbose, select_epochs=select_epochs)
+    ft_spec = load_finetune(name)
+    model, recipe, train_traj, seconds, history, candidates, ft_row = train_candidates(
+        system, recipe, tries, verbose=verbose, select_epochs=select_epochs,
+        finetune_spec=ft_spec)
     # Install into the package first, then score the installed file (what users load).
     entry = zoo.install_preset(model, name, system, train_traj.dt, train_traj.mean,
                                train_traj.std, recipe=recipe)
@@ -188,6 +274,7 @@ def build(name, verbose=2):
     entry["card"] = {
         "scores": scores, "floor": ref["floor"], "lyap_true": ref["lyap"],
         "criteria_met": ok, "train_seconds": round(seconds, 1), "candidates": candidates,
+        "finetune": ft_row,
         "final_logs": final, "machine": machine(),
         "date": datetime.date.today().isoformat(),
     }
@@ -251,6 +338,20 @@ def _candidate_lines(candidates):
     return out
 
 
+def _finetune_lines(row):
+    """Card lines on the fine-tuning phase (:func:`finetune`), if any."""
+    if not row:
+        return []
+    kept = ("the starting weights (no checkpoint beat them)" if row["kept_step"] == 0
+            else f"the weights after {row['kept_step']} steps")
+    return [f"- Fine-tuning of the winner: {row['steps']} Adam steps at learning rate "
+            f"{row['learning_rate']} (cosine to 1 %), constant GTF alpha {row['alpha']}, "
+            f"{row['seconds']} s; validation score every {row['every']} steps: "
+            + ", ".join(f"{k}: {v:.2f}" for k, v in sorted(row["scores"].items(),
+                                                          key=lambda kv: int(kv[0])))
+            + f"; kept {kept} (score {row['val_score']:.2f})."]
+
+
 def _write_card(name, system, recipe, entry, lines, ok):
     card = entry["card"]
     status = ("Status: shipped (criteria met)." if ok else
@@ -273,6 +374,7 @@ def _write_card(name, system, recipe, entry, lines, ok):
         f"- Recipe: `{json.dumps(recipe.to_dict())}`",
         f"- Time: {card['train_seconds']} s on {card['machine']} ({card['date']}).",
         *_candidate_lines(card["candidates"]),
+        *_finetune_lines(card.get("finetune")),
         f"- Final logs (last epoch): {json.dumps({k: round(v, 5) for k, v in card['final_logs'].items()})}",
         "",
         "## Measures (DESIGN §3 protocol, recomputed by tests/test_zoo.py)",
