@@ -48,7 +48,11 @@ def main(argv=None):
     p.add_argument("--seq-len", type=int, default=10_000)
     p.add_argument("--top", type=int, default=2, help="checkpoints scored on the test set")
     p.add_argument("--window-seed", type=int, default=7)
+    p.add_argument("--seed", type=int, default=0,
+                   help="keras.utils.set_random_seed before training: without it two runs "
+                        "from the same weights differ (RESULTS_zoo.md, session 9)")
     a = p.parse_args(argv)
+    keras.utils.set_random_seed(a.seed)
     if a.steps % a.every or a.every % 100:
         p.error("--steps must be a multiple of --every, and --every of 100")
     tr = simulate(a.system, 100_000, dt=a.dt, seed=0)
