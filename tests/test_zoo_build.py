@@ -63,6 +63,7 @@ def test_card_lines_name_the_kept_checkpoint():
            "epoch": 45, "checkpoints": {"40": 1.1, "45": 0.8, "60": 1.3}}
     lines = build._candidate_lines([row])
     assert "scored after the epochs listed and at the end on a validation" in lines[0]
+    assert lines[0].startswith("- Model selection: 1 initialisation on the same data")
     assert "kept epoch 45; scores after epochs 40: 1.10, 45: 0.80, 60: 1.30" in lines[1]
 
 

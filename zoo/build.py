@@ -323,7 +323,8 @@ def _candidate_lines(candidates):
         return []
     per = (" after the epochs listed and at the end"
            if any(c.get("checkpoints") for c in candidates) else "")
-    out = [f"- Model selection: {len(candidates)} initialisations on the same data, each "
+    n = len(candidates)
+    out = [f"- Model selection: {n} initialisation{'s' if n > 1 else ''} on the same data, each "
            f"scored{per} on a validation trajectory (data seed + 3, floor seed + 4; not the "
            "test set); kept the lowest max(D_stsp / (floor + 0.2), D_H / (2 floor), "
            "|lambda_max - true| / (0.15 true)):"]
