@@ -65,6 +65,11 @@ class Recipe:
             Lorenz-96 (one initialisation, validation checkpoints every 300 steps):
             1e-5 moved the model's lambda_max from +17-36 % above the true value to
             -5-+16 %, at equal D_stsp and D_H (``benchmarks/recipe_search/RESULTS_zoo.md``).
+        train_noise: standard deviation of Gaussian noise added to every training window
+            (in the units of the training data, i.e. of the standardised variables for
+            ``reconstruct`` and the zoo; 0: none). The same noisy window is forcing
+            signal and target (:class:`~keras_dsr.data.TrajectoryWindows` ``noise``), so
+            the model learns to map states off the data back onto it.
 
     Example:
         >>> Recipe(seq_len=2_000).to_dict()["seq_len"]
@@ -97,6 +102,7 @@ class Recipe:
     seed: int = 0
     init_seed: Optional[int] = None
     latent_l2: float = 0.0
+    train_noise: float = 0.0
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -130,6 +136,10 @@ class Recipe:
                 or not 0.0 <= self.latent_l2 < float("inf")):
             raise ValueError(f"Recipe: `latent_l2` must be a finite number >= 0, "
                              f"got {self.latent_l2!r}.")
+        if (isinstance(self.train_noise, bool) or not isinstance(self.train_noise, (int, float))
+                or not 0.0 <= self.train_noise < float("inf")):
+            raise ValueError(f"Recipe: `train_noise` must be a finite number >= 0, "
+                             f"got {self.train_noise!r}.")
         if self.dt is not None and (isinstance(self.dt, bool)
                                     or not isinstance(self.dt, (int, float))
                                     or not 0.0 < self.dt < float("inf")):
@@ -219,7 +229,8 @@ def train(recipe, x, callbacks=(), verbose="auto"):
 
     keras.utils.set_random_seed(recipe.weight_seed)
     windows = TrajectoryWindows(x, seq_len=recipe.seq_len, batch_size=recipe.batch_size,
-                                steps_per_epoch=recipe.steps_per_epoch, seed=recipe.weight_seed)
+                                steps_per_epoch=recipe.steps_per_epoch, noise=recipe.train_noise,
+                                seed=recipe.weight_seed)
     n = windows.trajectories[0].shape[1]
     model = build_model(recipe, n)
     epochs = max(1, -(-recipe.steps // recipe.steps_per_epoch))

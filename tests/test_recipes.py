@@ -21,6 +21,8 @@ from keras_dsr.systems import simulate, simulate_ensemble
     ("init_seed", 1.5, "`init_seed` must be None or a int"),
     ("latent_l2", -1e-5, "`latent_l2` must be a finite number >= 0"),
     ("latent_l2", float("nan"), "`latent_l2` must be a finite number >= 0"),
+    ("train_noise", -0.1, "`train_noise` must be a finite number >= 0"),
+    ("train_noise", float("inf"), "`train_noise` must be a finite number >= 0"),
     ("dt", 0.0, "`dt` must be None or a finite number > 0"),
     ("dt", "0.1", "`dt` must be None or a finite number > 0"),
     ("dt", float("inf"), "`dt` must be None or a finite number > 0"),
@@ -98,6 +100,35 @@ def test_latent_l2_is_added_to_the_loss():
             penalty = 0.5 * ((w["W1"] ** 2).sum() + (w["W2"] ** 2).sum())
     # same weights (same seed): the losses differ by exactly the penalty
     assert losses[0.5] - losses[0.0] == pytest.approx(penalty, rel=1e-4)
+
+
+def test_train_noise_reaches_the_windows(monkeypatch):
+    """``train_noise`` is the noise of the training windows: the batches ``fit`` sees are
+    the clean windows plus Gaussian noise of that standard deviation."""
+    import keras_dsr.data
+
+    seen = []
+
+    class Spy(keras_dsr.data.TrajectoryWindows):
+        def __getitem__(self, index):
+            item = super().__getitem__(index)
+            seen.append((self.window_starts(index)[1], item[0]))
+            return item
+
+    monkeypatch.setattr(keras_dsr.data, "TrajectoryWindows", Spy)
+    x = simulate("lorenz63", 2_000, seed=0).x
+    for noise in (0.0, 0.3):
+        seen.clear()
+        train(Recipe(hidden_dim=4, seq_len=200, batch_size=8, steps=2, steps_per_epoch=2,
+                     alpha=0.3, train_noise=noise), x, verbose=0)
+        assert seen
+        for starts, batch in seen:
+            clean = np.stack([x[s:s + 200] for s in starts])
+            resid = batch - clean
+            if noise == 0.0:
+                np.testing.assert_allclose(resid, 0.0, atol=1e-6)
+            else:
+                assert abs(resid.std() - noise) < 0.02 and abs(resid.mean()) < 0.02
 
 
 def test_build_model_compiled():
