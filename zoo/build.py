@@ -126,7 +126,7 @@ def finetune(model, recipe, x, ft, score_fn, start_score, verbose=0):
         ft["learning_rate"], ft["steps"], alpha=0.01)))
     windows = TrajectoryWindows(x, seq_len=recipe.seq_len, batch_size=recipe.batch_size,
                                 steps_per_epoch=recipe.steps_per_epoch,
-                                seed=recipe.weight_seed + 7)
+                                noise=recipe.train_noise, seed=recipe.weight_seed + 7)
     best = (start_score, 0, None, [np.array(w) for w in model.get_weights()])
     scores, t0 = {}, time.perf_counter()
     for k in range(ft["steps"] // ft["every"]):
@@ -379,7 +379,8 @@ def _write_card(name, system, recipe, entry, lines, ok):
         f"- Time: {card['train_seconds']} s on {card['machine']} ({card['date']}).",
         *_candidate_lines(card["candidates"]),
         *_finetune_lines(card.get("finetune")),
-        f"- Final logs (last epoch): {json.dumps({k: round(v, 5) for k, v in card['final_logs'].items()})}",
+        f"- Final logs (last epoch{' of phase one' if card.get('finetune') else ''}): "
+        f"{json.dumps({k: round(v, 5) for k, v in card['final_logs'].items()})}",
         "",
         "## Measures (DESIGN §3 protocol, recomputed by tests/test_zoo.py)",
         "",
