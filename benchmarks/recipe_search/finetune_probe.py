@@ -46,6 +46,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--every", type=int, default=500, help="steps between checkpoints")
     p.add_argument("--seq-len", type=int, default=10_000)
+    p.add_argument("--noise", type=float, default=0.0,
+                   help="training-window noise (Recipe.train_noise), standardised units")
     p.add_argument("--top", type=int, default=2, help="checkpoints scored on the test set")
     p.add_argument("--window-seed", type=int, default=7)
     p.add_argument("--seed", type=int, default=0,
@@ -70,9 +72,9 @@ def main(argv=None):
     model.compile(optimizer=keras.optimizers.Adam(
         keras.optimizers.schedules.CosineDecay(a.lr, a.steps, alpha=0.01)))
     windows = TrajectoryWindows(tr.x, seq_len=a.seq_len, batch_size=1, steps_per_epoch=100,
-                                seed=a.window_seed)
+                                noise=a.noise, seed=a.window_seed)
     s = evaluate(model, val.x, measures=MEASURES, dt=tr.dt, lyap_steps=20_000)
-    print(f"{a.system} dt {tr.dt}, alpha {a.alpha}, lr {a.lr}: before, validation: "
+    print(f"{a.system} dt {tr.dt}, alpha {a.alpha}, lr {a.lr}, noise {a.noise}: before, validation: "
           f"{line(s, val_floor)}", flush=True)
     checkpoints = []
     for k in range(a.steps // a.every):
