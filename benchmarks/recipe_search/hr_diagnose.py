@@ -2,27 +2,30 @@
 
 For each saved model (shallow PLRNN cells: ``ClippedShallowPLRNN`` or ``ShallowPLRNN``):
 
-1. **Bursts.** The model runs freely from the criteria's test trajectory (DESIGN §3:
-   1.25 x 100 000 steps, the first quarter dropped); ``experiments/sequence_length/
-   bursts.py`` counts bursts, spikes per burst and inter-burst intervals (IBI), next to
-   the same numbers of the true test trajectory. A regular burster has spike counts
-   with sd 0 and an IBI sd of a few samples; the true system's vary.
+1. **Bursts.** The model runs freely for ``--time`` time units from the first point of
+   a true trajectory (data seed + 1, sampled at the model's ``--dt``), after 20 000
+   steps of transient; ``experiments/sequence_length/bursts.py`` counts bursts, spikes
+   per burst and inter-burst intervals (IBI), next to the same numbers of that true
+   trajectory over the same time. A regular burster has spike counts with sd 0 and an
+   IBI sd of a few samples; the true system's vary.
 2. **lambda_max in float64, two ways.** The cell's map is rewritten in numpy float64
-   from its weights. From a point on the model's attractor (20 000 steps after the test
-   trajectory's first point), ``--steps`` steps give (a) the tangent estimate (one
-   vector, renormalised every step) and (b) two trajectories ``d0`` apart, renormalised
+   from its weights. From a point on the model's attractor (the end of that transient),
+   ``--time`` time units give (a) the tangent estimate (one vector, renormalised every
+   step) and (b) two trajectories ``d0`` apart, renormalised
    every step, for several ``d0`` in standardised units. If (b) matches (a) down to
    ``d0`` = 1e-10 and up to 1e-3, the excess is a property of the map at every scale,
    not a float32 or a kink artefact. (c) The whole spectrum (QR of M tangent vectors):
    a flow has a zero exponent along the trajectory, a map learned from it need not.
 
-``--true`` gives the true system's spectrum (``lyapunov_spectrum``) and does (b) for it (DOP853, rtol 1e-11; renormalised
-every time unit over ``--true-time`` time units; standardised with the training
-statistics), which checks ``keras_dsr.systems.lyapunov_max``.
+``--true`` gives the true system's spectrum (``lyapunov_spectrum``) and does (b) for it
+(DOP853, rtol 1e-11; renormalised every time unit over ``--time`` time units;
+standardised with the training statistics), which checks
+``keras_dsr.systems.lyapunov_max``.
 
 Usage (repository root; models from ``track_checkpoints.py ... --save PREFIX``):
 
     KERAS_BACKEND=jax python benchmarks/recipe_search/hr_diagnose.py A.keras B.keras
+    KERAS_BACKEND=jax python benchmarks/recipe_search/hr_diagnose.py --dt 0.0125 C.keras
     python benchmarks/recipe_search/hr_diagnose.py --true
 
 Results: ``RESULTS_zoo.md`` (session 10).
@@ -40,7 +43,6 @@ import numpy as np  # noqa: E402
 
 from bursts import HR_DEFAULTS, burst_statistics  # noqa: E402
 from keras_dsr.systems import get_system, simulate  # noqa: E402
-from keras_dsr.zoo.criteria import held_out_pair  # noqa: E402
 
 SYSTEM = "hindmarsh_rose"
 D0 = (1e-10, 1e-7, 1e-5, 1e-3)
@@ -126,12 +128,15 @@ def true_lyap(tr, time_units):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("models", nargs="*")
-    p.add_argument("--steps", type=int, default=60_000, help="steps of the float64 estimates")
+    p.add_argument("--dt", type=float, default=None,
+                   help="the models' sampling interval (default: the system's, 0.05)")
+    p.add_argument("--time", type=int, default=3000,
+                   help="time units of the free runs, the float64 estimates and --true")
     p.add_argument("--true", action="store_true", help="two-trajectory check of the true system")
-    p.add_argument("--true-time", type=int, default=3000, help="time units of --true")
     a = p.parse_args(argv)
-    tr = simulate(SYSTEM, 100_000, seed=0)
-    test, _ = held_out_pair(SYSTEM, 0, tr.mean, tr.std, dt=tr.dt)
+    tr = simulate(SYSTEM, 100_000, dt=a.dt, seed=0)
+    steps = int(round(a.time / tr.dt))
+    true_run = (simulate(SYSTEM, steps, dt=tr.dt, seed=1).states - tr.mean) / tr.std
     if a.true:
         from keras_dsr.systems import lyapunov_spectrum
 
@@ -139,23 +144,20 @@ def main(argv=None):
         print("true system, spectrum (variational equations):",
               np.round(np.asarray(lam), 4).tolist(), flush=True)
         print("true system, two trajectories:", {k: round(float(v), 4) for k, v in
-                                                   true_lyap(tr, a.true_time).items()})
+                                                   true_lyap(tr, a.time).items()})
     if not a.models:
         return
     import keras
 
-    from keras_dsr.measures import generate_for_evaluation
-
-    print(burst_line("true test trajectory", test, tr.dt), flush=True)
+    print(f"dt {tr.dt}, {a.time} time units ({steps} steps)")
+    print(burst_line("true trajectory (seed 1)", true_run, tr.dt), flush=True)
     for path in a.models:
         model = keras.saving.load_model(path, compile=False)
         name = os.path.basename(path)
-        print(burst_line(name, generate_for_evaluation(model, test), tr.dt), flush=True)
+        run = model.generate(true_run[:1].astype("float32"), 20_000 + steps)[0]
+        print(burst_line(name, run[20_000:], tr.dt), flush=True)
         F, J = float64_map(model.cell)
-        z = test[0].astype(np.float64)
-        for _ in range(20_000):
-            z = F(z)
-        lam = model_lyap(F, J, z, a.steps, tr.dt)
+        lam = model_lyap(F, J, run[20_000 - 1].astype(np.float64), steps, tr.dt)
         print(f"{name}: float64 spectrum {lam.pop('spectrum')}; lambda_max " +
               ", ".join(f"{k} {v:.4f}" for k, v in lam.items()), flush=True)
 
