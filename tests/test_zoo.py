@@ -120,6 +120,39 @@ def test_lyap_steps_span_100k_steps_and_200_time_units():
         100_000, 100_000, 100_000, 100_000, 200_000, 666_667]
 
 
+@pytest.mark.backend_independent
+def test_finer_dt_is_judged_over_the_same_time():
+    """Sampled finer than its system's default dt, a preset's test and floor trajectories,
+    its validation trajectories and its lambda_max average span the time they span at
+    the default; at the default or a coarser dt nothing changes."""
+    sys.path.insert(0, os.path.join(ROOT, "zoo"))
+    from build import val_length
+
+    from keras_dsr.systems import get_system
+    from keras_dsr.zoo.criteria import held_out_length, held_out_pair, lyap_steps
+
+    assert get_system("hindmarsh_rose").dt == 0.05 and get_system("rossler").dt == 0.05
+    for dt in (None, 0.05, 0.1, 0.2):
+        assert held_out_length("hindmarsh_rose", dt) == 100_000
+        assert val_length("hindmarsh_rose", dt) == 100_000
+    assert held_out_length("rossler", 0.1) == 100_000  # the shipped Rössler preset
+    assert [held_out_length("hindmarsh_rose", dt) for dt in (0.025, 0.0125, 0.01)] == [
+        200_000, 400_000, 500_000]
+    assert val_length("hindmarsh_rose", 0.0125) == 400_000
+    assert lyap_steps(0.0125, "hindmarsh_rose") == 400_000
+    assert lyap_steps(0.05, "hindmarsh_rose") == lyap_steps(0.05) == 100_000
+    assert lyap_steps(0.001, "lorenz63") == 1_000_000  # 10x finer than 0.01: 10x the steps
+    # every shipped preset keeps 100 000 test steps (its dt is its default or coarser)
+    for name in PRESETS:
+        info = zoo.preset_info(name)
+        assert held_out_length(info["system"], info["dt"]) == 100_000, name
+    test, other = held_out_pair("hindmarsh_rose", 0, np.zeros(3), np.ones(3), dt=0.025)
+    assert test.shape == other.shape == (200_000, 3)
+    # the same time as the default: 200 000 steps at 0.025 hold the 100 000 at 0.05
+    coarse, _ = held_out_pair("hindmarsh_rose", 0, np.zeros(3), np.ones(3))
+    np.testing.assert_allclose(test[::2][:1000], coarse[:1000], rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_meets_criteria(name):

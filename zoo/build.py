@@ -27,7 +27,13 @@ import platform
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-VAL_LENGTH = 100_000  # steps of the validation trajectories (model selection)
+VAL_LENGTH = 100_000  # steps of the validation trajectories at the system's default dt
+
+
+def val_length(system, dt=None):
+    """Steps of the validation trajectories: ``VAL_LENGTH``, more at a dt finer than the
+    system's default (the same time, as the criteria's ``held_out_length``)."""
+    return held_out_length(system, dt) * VAL_LENGTH // TEST_LENGTH
 NOT_SHIPPED = "not shipped"
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
@@ -41,7 +47,7 @@ from keras_dsr.measures import evaluate  # noqa: E402
 from keras_dsr.recipes import Recipe, _simulate_like, _true_scores, train  # noqa: E402
 from keras_dsr.systems import lyapunov_max, simulate  # noqa: E402
 from keras_dsr.zoo.criteria import (  # noqa: E402
-    check_scores, lyap_steps, preset_scores, true_reference)
+    TEST_LENGTH, check_scores, held_out_length, lyap_steps, preset_scores, true_reference)
 
 
 def recipes():
@@ -210,14 +216,15 @@ def train_candidates(system, recipe, tries, verbose=2, select_epochs=(), finetun
     train_traj = simulate(system, recipe.train_length, dt=recipe.dt, seed=recipe.seed)
     validate = tries > 1 or bool(select_epochs) or finetune_spec is not None
     if validate:
-        val = _simulate_like(system, VAL_LENGTH, recipe.seed + 3, train_traj)
-        other = _simulate_like(system, VAL_LENGTH, recipe.seed + 4, train_traj)
+        n_val = val_length(system, train_traj.dt)
+        val = _simulate_like(system, n_val, recipe.seed + 3, train_traj)
+        other = _simulate_like(system, n_val, recipe.seed + 4, train_traj)
         val_floor = _true_scores(val.x, other.x, ("dstsp", "dh"))
         lyap_true = float(lyapunov_max(system))
 
     def score_fn(model):
         s = evaluate(model, val.x, measures=("dstsp", "dh", "lyap"), dt=train_traj.dt,
-                     lyap_steps=lyap_steps(train_traj.dt))
+                     lyap_steps=lyap_steps(train_traj.dt, system))
         return validation_score(s, val_floor, lyap_true), s
 
     best, candidates = None, []

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from build import VAL_LENGTH, validation_score  # noqa: E402
+from build import val_length, validation_score  # noqa: E402
 from track_checkpoints import MEASURES, _line  # noqa: E402
 from keras_dsr.callbacks import ConstantAlpha  # noqa: E402
 from keras_dsr.data import TrajectoryWindows  # noqa: E402
@@ -58,8 +58,9 @@ def main(argv=None):
     if a.steps % a.every or a.every % 100:
         p.error("--steps must be a multiple of --every, and --every of 100")
     tr = simulate(a.system, 100_000, dt=a.dt, seed=0)
-    val = _simulate_like(a.system, VAL_LENGTH, 3, tr)
-    val_floor = _true_scores(val.x, _simulate_like(a.system, VAL_LENGTH, 4, tr).x,
+    n_val = val_length(a.system, tr.dt)
+    val = _simulate_like(a.system, n_val, 3, tr)
+    val_floor = _true_scores(val.x, _simulate_like(a.system, n_val, 4, tr).x,
                              ("dstsp", "dh"))
     test, other = held_out_pair(a.system, 0, tr.mean, tr.std, dt=tr.dt)
     test_floor = _true_scores(test, other, ("dstsp", "dh"))
@@ -86,7 +87,7 @@ def main(argv=None):
         print(f"{step} steps, validation: {line(s, val_floor)}", flush=True)
     for score, step, weights in sorted(checkpoints, key=lambda c: c[0])[:a.top]:
         model.set_weights(weights)
-        s = evaluate(model, test, measures=MEASURES, dt=tr.dt, lyap_steps=lyap_steps(tr.dt))
+        s = evaluate(model, test, measures=MEASURES, dt=tr.dt, lyap_steps=lyap_steps(tr.dt, a.system))
         print(f"test, after {step} steps (validation score {score:.3f}): "
               f"{line(s, test_floor)}", flush=True)
 

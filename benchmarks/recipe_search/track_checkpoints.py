@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(ROOT, "zoo"))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from build import VAL_LENGTH, validation_score  # noqa: E402
+from build import val_length, validation_score  # noqa: E402
 from keras_dsr.measures import evaluate  # noqa: E402
 from keras_dsr.recipes import Recipe, _simulate_like, _true_scores, train  # noqa: E402
 from keras_dsr.systems import lyapunov_max, simulate  # noqa: E402
@@ -56,8 +56,9 @@ def main(argv=None):
     recipe = Recipe.from_dict(json.loads(a.recipe))
     system = a.system
     tr = simulate(system, recipe.train_length, dt=recipe.dt, seed=recipe.seed)
-    val = _simulate_like(system, VAL_LENGTH, recipe.seed + 3, tr)
-    val_floor = _true_scores(val.x, _simulate_like(system, VAL_LENGTH, recipe.seed + 4, tr).x,
+    n_val = val_length(system, tr.dt)
+    val = _simulate_like(system, n_val, recipe.seed + 3, tr)
+    val_floor = _true_scores(val.x, _simulate_like(system, n_val, recipe.seed + 4, tr).x,
                              ("dstsp", "dh"))
     test, other = held_out_pair(system, recipe.seed, tr.mean, tr.std, dt=tr.dt)
     test_floor = _true_scores(test, other, ("dstsp", "dh"))
@@ -80,7 +81,7 @@ def main(argv=None):
     print(f"trained in {seconds:.0f} s", flush=True)
     for score, epoch, weights in sorted(checkpoints, key=lambda c: c[0])[:a.top]:
         model.set_weights(weights)
-        s = evaluate(model, test, measures=MEASURES, dt=tr.dt, lyap_steps=lyap_steps(tr.dt))
+        s = evaluate(model, test, measures=MEASURES, dt=tr.dt, lyap_steps=lyap_steps(tr.dt, system))
         print(f"test, epoch {epoch} (validation score {score:.3f}): "
               f"{_line(s, test_floor, lyap_true)}", flush=True)
         if a.save:

@@ -42,7 +42,7 @@ def score(system, recipe, model=None, verbose=0):
         model, history, seconds = train(recipe, tr.x, verbose=verbose)
         final = {k: round(float(v[-1]), 5) for k, v in history.history.items()}
     s = evaluate(model, test, measures=("dstsp", "dh", "pe", "lyap"), dt=tr.dt,
-                 lyap_steps=lyap_steps(tr.dt))
+                 lyap_steps=lyap_steps(tr.dt, system))
     s = {k: float(v) for k, v in s.items()}
     rel = (s["lyap"] - lyap_true) / abs(lyap_true)
     # the verdict of the criteria module itself (bars in one place, Lorenz-63's absolute ones too)

@@ -10,6 +10,9 @@ Criteria (issue "pretrained zoo"):
 * D_stsp <= floor + 0.2 and D_H <= 2 x floor;
 * |lambda_max(model) - lambda_max(S)| <= 15 % of lambda_max(S) (the model's averaged
   over at least 100 000 steps and 200 time units, :func:`lyap_steps`);
+* a preset sampled more finely than its system's default ``dt`` is judged over the same
+  physical time as at the default: test trajectories and the lambda_max average get
+  proportionally more steps (:func:`held_out_length`, :func:`lyap_steps`).
 * Lorenz-63 additionally: D_stsp <= 0.2 and D_H <= 0.08.
 
 From the command line (exit status 0 when every named preset meets its criteria on
@@ -28,13 +31,44 @@ import sys
 
 import numpy as np
 
-TEST_LENGTH = 100_000
+TEST_LENGTH = 100_000  # steps of the test trajectories at the system's default dt
 LYAP_STEPS = 100_000  # at least this many steps of the model's lambda_max average ...
 LYAP_TIME = 200.0  # ... and at least this many time units (dt < 0.002: more steps)
 
 
-def lyap_steps(dt):
-    """Steps averaged for a model's lambda_max: ``max(LYAP_STEPS, ceil(LYAP_TIME / dt))``.
+def _finer(system, dt):
+    """``max(1, default dt / dt)``: how much finer than its system's default ``dt`` is."""
+    if system is None or dt is None:
+        return 1.0
+    from keras_dsr.systems import get_system
+
+    ratio = float(get_system(system).dt) / float(dt)
+    return ratio if ratio > 1.0 + 1e-9 else 1.0
+
+
+def held_out_length(system, dt=None):
+    """Steps of the criteria's test (and the builds' validation) trajectories.
+
+    ``TEST_LENGTH`` (100 000) at the system's default sampling interval or a coarser one;
+    at a finer ``dt`` the steps that span the same time as ``TEST_LENGTH`` default steps.
+    A fixed number of steps would shorten the test in time: Hindmarsh-Rose at dt 0.0125
+    (a quarter of its default 0.05) would see ~12 bursts instead of ~48, and an
+    independent true trajectory would score D_stsp 3.17 against the test set instead of
+    0.41 (``benchmarks/recipe_search/RESULTS_zoo.md``, session 10).
+
+    Example:
+        >>> held_out_length("lorenz63"), held_out_length("hindmarsh_rose", 0.0125)
+        (100000, 400000)
+        >>> held_out_length("rossler", 0.1)                 # coarser than the default 0.05
+        100000
+    """
+    return int(np.ceil(TEST_LENGTH * _finer(system, dt) - 1e-9))
+
+
+def lyap_steps(dt, system=None):
+    """Steps averaged for a model's lambda_max: ``max(LYAP_STEPS, ceil(LYAP_TIME / dt))``,
+    times ``default dt / dt`` when ``system`` is given and ``dt`` is finer than its default
+    (the same time as at the default, as :func:`held_out_length`).
 
     The estimate from a finite average scatters with the start point, and the 15 %
     bar makes that matter. Measured (2026-11-29, four start points on the test
@@ -47,8 +81,11 @@ def lyap_steps(dt):
     Example:
         >>> lyap_steps(0.01), lyap_steps(0.002), lyap_steps(0.001)
         (100000, 100000, 200000)
+        >>> lyap_steps(0.0125, "hindmarsh_rose")
+        400000
     """
-    return max(LYAP_STEPS, int(np.ceil(LYAP_TIME / dt - 1e-9)))
+    return max(int(np.ceil(LYAP_STEPS * _finer(system, dt) - 1e-9)),
+               int(np.ceil(LYAP_TIME / dt - 1e-9)))
 
 
 ABSOLUTE = {"lorenz63": {"dstsp": 0.2, "dh": 0.08}}
@@ -58,18 +95,18 @@ def held_out_pair(system, seed, mean, std, dt=None):
     """The criteria's (test, other) true trajectories of ``system``, standardised like training.
 
     Test trajectory: data seed + 1; floor trajectory: seed + 2 (one ensemble solve of
-    ``TEST_LENGTH`` steps each, sampled every ``dt``: None is the system's default);
+    :func:`held_out_length` steps each, sampled every ``dt``: None is the system's default);
     both z-scored with the training statistics ``mean``,
     ``std`` (shape ``[D]``). Used for shipped presets and for candidates alike
     (``benchmarks/recipe_search/zoo_candidate.py``).
 
     Returns:
-        two float32 arrays ``[TEST_LENGTH, D]``.
+        two float32 arrays ``[held_out_length(system, dt), D]``.
     """
     from keras_dsr.systems import simulate_ensemble
 
-    test, other = simulate_ensemble(system, TEST_LENGTH, seeds=(seed + 1, seed + 2), dt=dt,
-                                    standardize=False)
+    test, other = simulate_ensemble(system, held_out_length(system, dt), seeds=(seed + 1, seed + 2),
+                                    dt=dt, standardize=False)
     mean, std = np.asarray(mean), np.asarray(std)
     return ((test.clean - mean) / std).astype("float32"), ((other.clean - mean) / std).astype(
         "float32")
@@ -121,9 +158,10 @@ def preset_scores(model, name):
     from keras_dsr.measures import evaluate
 
     test, _ = _test_pair(name)
-    dt = zoo.preset_info(name)["dt"]
+    info = zoo.preset_info(name)
+    dt = info["dt"]
     scores = evaluate(model, test, measures=("dstsp", "dh", "pe", "lyap"),
-                      dt=dt, lyap_steps=lyap_steps(dt))
+                      dt=dt, lyap_steps=lyap_steps(dt, info["system"]))
     return {k: float(v) for k, v in scores.items()}
 
 
