@@ -28,12 +28,6 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VAL_LENGTH = 100_000  # steps of the validation trajectories at the system's default dt
-
-
-def val_length(system, dt=None):
-    """Steps of the validation trajectories: ``VAL_LENGTH``, more at a dt finer than the
-    system's default (the same time, as the criteria's ``held_out_length``)."""
-    return held_out_length(system, dt) * VAL_LENGTH // TEST_LENGTH
 NOT_SHIPPED = "not shipped"
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
@@ -48,6 +42,12 @@ from keras_dsr.recipes import Recipe, _simulate_like, _true_scores, train  # noq
 from keras_dsr.systems import lyapunov_max, simulate  # noqa: E402
 from keras_dsr.zoo.criteria import (  # noqa: E402
     TEST_LENGTH, check_scores, held_out_length, lyap_steps, preset_scores, true_reference)
+
+
+def val_length(system, dt=None):
+    """Steps of the validation trajectories: ``VAL_LENGTH``, more at a dt finer than the
+    system's default (the same time, as the criteria's ``held_out_length``)."""
+    return held_out_length(system, dt) * VAL_LENGTH // TEST_LENGTH
 
 
 def recipes():

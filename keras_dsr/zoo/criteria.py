@@ -105,8 +105,8 @@ def held_out_pair(system, seed, mean, std, dt=None):
     """
     from keras_dsr.systems import simulate_ensemble
 
-    test, other = simulate_ensemble(system, held_out_length(system, dt), seeds=(seed + 1, seed + 2),
-                                    dt=dt, standardize=False)
+    test, other = simulate_ensemble(system, held_out_length(system, dt),
+                                    seeds=(seed + 1, seed + 2), dt=dt, standardize=False)
     mean, std = np.asarray(mean), np.asarray(std)
     return ((test.clean - mean) / std).astype("float32"), ((other.clean - mean) / std).astype(
         "float32")
