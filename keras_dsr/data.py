@@ -143,7 +143,12 @@ class TrajectoryWindows(keras.utils.PyDataset):
     with probability proportional to its number of possible windows
     ``T_k - seq_len + 1`` and then a uniform start. Batch ``i`` of epoch ``e``
     is drawn with the generator ``numpy.random.default_rng([seed, e, i])``, so
-    the data are reproducible and independent of worker order.
+    the data are reproducible and independent of worker order. The *order* in which
+    ``model.fit`` asks for the batches of an epoch is Keras's: with its default
+    ``shuffle=True`` it permutes them with Python's global ``random`` (Keras 3.15's
+    PyDataset adapter), so two fits from the same weights see the same windows in a
+    different order unless ``keras.utils.set_random_seed`` runs first (as
+    :func:`keras_dsr.recipes.train` does) or ``fit`` gets ``shuffle=False``.
 
     Each item is ``(x, x)`` (input and target are the same window, as for
     teacher-forced DSR training), or ``((x, u), x)`` when ``inputs`` are given

@@ -131,6 +131,43 @@ def test_train_noise_reaches_the_windows(monkeypatch):
                 assert abs(resid.std() - noise) < 0.02 and abs(resid.mean()) < 0.02
 
 
+def test_fit_order_of_trajectory_windows():
+    """Keras's ``fit`` permutes each epoch's batches with Python's ``random`` (its default
+    ``shuffle=True``); with ``shuffle=False`` it asks for them in order, and two fits from
+    the same weights agree exactly without any seeding (the TrajectoryWindows docstring)."""
+    import random
+
+    from keras_dsr.callbacks import ConstantAlpha
+    from keras_dsr.data import TrajectoryWindows
+
+    x = simulate("lorenz63", 3_000, seed=0).x
+    w0 = None
+    runs = []
+    for shuffle, py_seed in ((False, 1), (False, 2), (True, 1), (True, 2)):
+        random.seed(py_seed)
+        model = build_model(Recipe(hidden_dim=4, seq_len=100, steps=8, alpha=0.2), 3)
+        model.build((None, 100, 3))
+        if w0 is None:
+            w0 = [np.array(v) for v in model.get_weights()]
+        model.set_weights(w0)
+        calls = []
+
+        class Spy(TrajectoryWindows):
+            def __getitem__(self, index):
+                calls.append((self.epoch, int(index)))
+                return super().__getitem__(index)
+
+        ds = Spy(x, seq_len=100, batch_size=2, steps_per_epoch=4, seed=3)
+        model.fit(ds, epochs=2, verbose=0, shuffle=shuffle, callbacks=[ConstantAlpha(0.2)])
+        runs.append((calls, [np.array(v) for v in model.get_weights()]))
+    for calls, _ in runs[:2]:  # the last 8 calls are the 2 x 4 steps (Keras peeks first)
+        assert [i for _, i in calls[-8:]] == [0, 1, 2, 3, 0, 1, 2, 3]
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(a, b)
+    # shuffle=True: the order follows Python's random state
+    assert runs[2][0] != runs[3][0]
+
+
 def test_build_model_compiled():
     model = build_model(Recipe(hidden_dim=4), 3)
     assert model.optimizer is not None and model.cell.latent_dim == 3

@@ -115,9 +115,11 @@ def finetune(model, recipe, x, ft, score_fn, start_score, verbose=0):
 
     ``score_fn(model) -> (score, scores)`` scores on validation data; the best of the
     checkpoints every ``ft["every"]`` steps and the start (``start_score``) is kept.
-    Training draws on Keras's global random state (two unseeded runs from the same
-    weights differ; seeded, they agree: ``RESULTS_zoo.md``, session 9); here it continues
-    from :func:`~keras_dsr.recipes.train`'s ``set_random_seed`` in the same build.
+    Keras's ``fit`` permutes the order of each epoch's batches with Python's global
+    ``random`` (its default ``shuffle=True``; :class:`~keras_dsr.data.TrajectoryWindows`),
+    so two unseeded runs from the same weights differ (``RESULTS_zoo.md``, sessions 9
+    and 10); here the state continues from :func:`~keras_dsr.recipes.train`'s
+    ``set_random_seed`` in the same build, which keeps builds reproducible.
 
     Returns:
         ``(row, seconds)``: ``row`` for the card (scores per step, the kept step, 0 for
