@@ -214,6 +214,23 @@ def gtf_callback(recipe):
     return ConstantAlpha(float(recipe.alpha))
 
 
+def training_windows(recipe, x, seed=None):
+    """The :class:`~keras_dsr.data.TrajectoryWindows` of ``recipe`` over ``x`` ``[T, N]``
+    (or a list of them): its ``seq_len``, ``batch_size``, ``steps_per_epoch`` and
+    ``train_noise``; ``seed`` defaults to the recipe's ``weight_seed``.
+
+    Example:
+        >>> x = np.zeros((500, 3))
+        >>> training_windows(Recipe(seq_len=100, batch_size=4), x)[0][0].shape
+        (4, 100, 3)
+    """
+    from keras_dsr.data import TrajectoryWindows
+
+    return TrajectoryWindows(x, seq_len=recipe.seq_len, batch_size=recipe.batch_size,
+                             steps_per_epoch=recipe.steps_per_epoch, noise=recipe.train_noise,
+                             seed=recipe.weight_seed if seed is None else seed)
+
+
 def train(recipe, x, callbacks=(), verbose="auto"):
     """Fit a DSR model on trajectory ``x`` ``[T, N]`` (or a list of them) with ``recipe``.
 
@@ -225,12 +242,8 @@ def train(recipe, x, callbacks=(), verbose="auto"):
         ``(model, history, seconds)``: the trained model, Keras ``History`` and
         the wall-clock training time in seconds.
     """
-    from keras_dsr.data import TrajectoryWindows
-
     keras.utils.set_random_seed(recipe.weight_seed)
-    windows = TrajectoryWindows(x, seq_len=recipe.seq_len, batch_size=recipe.batch_size,
-                                steps_per_epoch=recipe.steps_per_epoch, noise=recipe.train_noise,
-                                seed=recipe.weight_seed)
+    windows = training_windows(recipe, x)
     n = windows.trajectories[0].shape[1]
     model = build_model(recipe, n)
     epochs = max(1, -(-recipe.steps // recipe.steps_per_epoch))

@@ -38,7 +38,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from keras_dsr import zoo  # noqa: E402
 from keras_dsr.measures import evaluate  # noqa: E402
-from keras_dsr.recipes import Recipe, _simulate_like, _true_scores, train  # noqa: E402
+from keras_dsr.recipes import (  # noqa: E402
+    Recipe, _simulate_like, _true_scores, train, training_windows)
 from keras_dsr.systems import lyapunov_max, simulate  # noqa: E402
 from keras_dsr.zoo.criteria import (  # noqa: E402
     TEST_LENGTH, check_scores, held_out_length, lyap_steps, preset_scores, true_reference)
@@ -128,13 +129,10 @@ def finetune(model, recipe, x, ft, score_fn, start_score, verbose=0):
     import time
 
     from keras_dsr.callbacks import ConstantAlpha
-    from keras_dsr.data import TrajectoryWindows
 
     model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
         ft["learning_rate"], ft["steps"], alpha=0.01)))
-    windows = TrajectoryWindows(x, seq_len=recipe.seq_len, batch_size=recipe.batch_size,
-                                steps_per_epoch=recipe.steps_per_epoch,
-                                noise=recipe.train_noise, seed=recipe.weight_seed + 7)
+    windows = training_windows(recipe, x, seed=recipe.weight_seed + 7)
     best = (start_score, 0, None, [np.array(w) for w in model.get_weights()])
     scores, t0 = {}, time.perf_counter()
     for k in range(ft["steps"] // ft["every"]):
