@@ -65,6 +65,7 @@ def main(argv=None):
     test, other = held_out_pair(a.system, 0, tr.mean, tr.std, dt=tr.dt)
     test_floor = _true_scores(test, other, ("dstsp", "dh"))
     lyap_true = float(lyapunov_max(a.system))
+    n_lyap = lyap_steps(tr.dt, a.system)  # the same physical time at every dt
 
     def line(s, floor):
         return _line(s, floor, lyap_true)
@@ -74,20 +75,20 @@ def main(argv=None):
         keras.optimizers.schedules.CosineDecay(a.lr, a.steps, alpha=0.01)))
     windows = TrajectoryWindows(tr.x, seq_len=a.seq_len, batch_size=1, steps_per_epoch=100,
                                 noise=a.noise, seed=a.window_seed)
-    s = evaluate(model, val.x, measures=MEASURES, dt=tr.dt, lyap_steps=20_000)
+    s = evaluate(model, val.x, measures=MEASURES, dt=tr.dt, lyap_steps=n_lyap)
     print(f"{a.system} dt {tr.dt}, alpha {a.alpha}, lr {a.lr}, noise {a.noise}: before, validation: "
           f"{line(s, val_floor)}", flush=True)
     checkpoints = []
     for k in range(a.steps // a.every):
         model.fit(windows, epochs=a.every // 100, verbose=0, callbacks=[ConstantAlpha(a.alpha)])
-        s = evaluate(model, val.x, measures=MEASURES, dt=tr.dt, lyap_steps=20_000)
+        s = evaluate(model, val.x, measures=MEASURES, dt=tr.dt, lyap_steps=n_lyap)
         step = (k + 1) * a.every
         checkpoints.append((validation_score(s, val_floor, lyap_true), step,
                             [np.array(w) for w in model.get_weights()]))
         print(f"{step} steps, validation: {line(s, val_floor)}", flush=True)
     for score, step, weights in sorted(checkpoints, key=lambda c: c[0])[:a.top]:
         model.set_weights(weights)
-        s = evaluate(model, test, measures=MEASURES, dt=tr.dt, lyap_steps=lyap_steps(tr.dt, a.system))
+        s = evaluate(model, test, measures=MEASURES, dt=tr.dt, lyap_steps=n_lyap)
         print(f"test, after {step} steps (validation score {score:.3f}): "
               f"{line(s, test_floor)}", flush=True)
 

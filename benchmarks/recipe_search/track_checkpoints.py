@@ -2,7 +2,8 @@
 
 Every ``--every`` epochs the model is scored on the zoo's *validation* trajectory (data
 seed + 3, floor seed + 4, as ``zoo/build.py`` selects among tries): D_stsp, D_H and
-lambda_max (averaged over ``--lyap-steps`` steps) with the build's
+lambda_max (averaged over ``--lyap-steps`` steps; default ``criteria.lyap_steps``, the
+same physical time at every dt) with the build's
 ``validation_score``. After training, the ``--top`` checkpoints with the best validation
 score are scored on the criteria's *test* trajectory (seed + 1; lambda_max over
 ``criteria.lyap_steps``). This shows whether a measure drifts during training or sits
@@ -48,8 +49,9 @@ def main(argv=None):
     p.add_argument("system")
     p.add_argument("recipe", nargs="?", default="{}", help="JSON of Recipe overrides")
     p.add_argument("--every", type=int, default=3, help="epochs between checkpoints")
-    p.add_argument("--lyap-steps", type=int, default=20_000,
-                   help="steps of the validation lambda_max average")
+    p.add_argument("--lyap-steps", type=int, default=None,
+                   help="steps of the validation lambda_max average (default: "
+                        "criteria.lyap_steps at the recipe's dt)")
     p.add_argument("--top", type=int, default=3, help="checkpoints scored on the test set")
     p.add_argument("--save", default=None, help="save those checkpoints as PREFIX_epN.keras")
     a = p.parse_args(argv)
@@ -63,6 +65,7 @@ def main(argv=None):
     test, other = held_out_pair(system, recipe.seed, tr.mean, tr.std, dt=tr.dt)
     test_floor = _true_scores(test, other, ("dstsp", "dh"))
     lyap_true = float(lyapunov_max(system))
+    val_lyap_steps = a.lyap_steps or lyap_steps(tr.dt, system)
     print(f"{system} {a.recipe}: true lambda_max {lyap_true:.4f}", flush=True)
     checkpoints = []
 
@@ -70,7 +73,8 @@ def main(argv=None):
         def on_epoch_end(self, epoch, logs=None):
             if (epoch + 1) % a.every:
                 return
-            s = evaluate(self.model, val.x, measures=MEASURES, dt=tr.dt, lyap_steps=a.lyap_steps)
+            s = evaluate(self.model, val.x, measures=MEASURES, dt=tr.dt,
+                         lyap_steps=val_lyap_steps)
             checkpoints.append((validation_score(s, val_floor, lyap_true), epoch + 1,
                                 [np.array(w) for w in self.model.get_weights()]))
             print(f"epoch {epoch + 1} ({(epoch + 1) * recipe.steps_per_epoch} steps, alpha "
