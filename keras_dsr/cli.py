@@ -201,6 +201,17 @@ def _system(name):
                          f"{', '.join(list_systems())}.") from None
 
 
+def _autonomous(system):
+    """``system``, or a UsageError if it is driven (DSRModel cannot take its input)."""
+    from keras_dsr.recipes import check_autonomous
+
+    try:
+        check_autonomous(system)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return system
+
+
 def _simulate(name, steps, **kwargs):
     """``keras_dsr.systems.simulate`` with bad arguments reported as a UsageError."""
     from keras_dsr.systems import simulate
@@ -250,7 +261,7 @@ def _training_data(spec, args, recipe):
         info = {"source": "file", "path": os.path.abspath(spec), "shape": list(x.shape),
                 "dt": args.dt}
         return Data(x, np.asarray(mean), np.asarray(std), args.dt, info)
-    system = _system(spec)
+    system = _autonomous(_system(spec))
     _say(args, f"simulating {system.name}: {recipe.train_length} steps (seed {recipe.seed})")
     tr = _simulate(system.name, recipe.train_length, seed=recipe.seed, dt=args.dt,
                    noise=args.noise)
@@ -739,7 +750,7 @@ def cmd_plot(args):
 def cmd_reconstruct(args):
     from keras_dsr.recipes import reconstruct
 
-    system = _system(args.system)
+    system = _autonomous(_system(args.system))
     recipe = _recipe(args)
     measures = _parse_measures(args.measures)
     if recipe.seq_len > recipe.train_length:

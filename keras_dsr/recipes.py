@@ -291,6 +291,9 @@ def reconstruct(system, recipe=None, measures=("dstsp", "dh"), test_length=100_0
     (:func:`simulate_split`).
     Scores follow DESIGN §3 (generate 1.25 T_test from the first test point, drop
     the transient). ``with_floor`` also scores a third true trajectory (seed + 2).
+    Driven systems (``System.inputs``, e.g. Duffing) raise ``ValueError``:
+    :class:`~keras_dsr.models.DSRModel` learns autonomous dynamics and would ignore
+    the drive.
 
     Returns:
         a :class:`Reconstruction`.
@@ -300,6 +303,7 @@ def reconstruct(system, recipe=None, measures=("dstsp", "dh"), test_length=100_0
 
     recipe = Recipe() if recipe is None else recipe
     sys_ = get_system(system)
+    check_autonomous(sys_, "reconstruct")
     train_traj, test_traj, *rest = simulate_split(
         sys_.name, recipe.train_length, test_length, recipe.seed,
         n_extra=1 if with_floor else 0, dt=recipe.dt)
@@ -313,6 +317,30 @@ def reconstruct(system, recipe=None, measures=("dstsp", "dh"), test_length=100_0
     return Reconstruction(model=model, history=history, scores=scores, floor=floor,
                           seconds=seconds, train=train_traj, test=test_traj,
                           generated=x_gen, recipe=recipe)
+
+
+def check_autonomous(system, where=None):
+    """Raise ``ValueError`` if ``system`` (a :class:`~keras_dsr.systems.System`) is driven.
+
+    A driven system's observations depend on an external input (``System.inputs``,
+    e.g. Duffing's ``cos(phi)``) that :class:`~keras_dsr.models.DSRModel` does not
+    take, so a model trained on them would silently learn the wrong, autonomous
+    dynamics. ``where`` (e.g. ``"reconstruct"``) prefixes the message.
+
+    Example:
+        >>> from keras_dsr.systems import get_system
+        >>> check_autonomous(get_system("lorenz63"), "reconstruct")   # passes
+    """
+    if system.inputs is None:
+        return
+    from keras_dsr.systems import get_system, list_systems
+
+    autonomous = [n for n in list_systems() if get_system(n).inputs is None]
+    raise ValueError(
+        f"{where + ': ' if where else ''}{system.name!r} is driven by an external input, "
+        f"which DSRModel does not model (it learns autonomous dynamics), so a model "
+        f"trained on it would ignore the drive. Choose an autonomous system: "
+        f"{', '.join(autonomous)}.")
 
 
 def simulate_split(name, train_length, test_length, seed, n_extra=0, dt=None):

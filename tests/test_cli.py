@@ -159,6 +159,8 @@ def bad_files(tmp_path_factory):
     (["generate", "{model}", "-o", "{d}/g.npy"], "exactly one of --x0 and --from"),
     (["reconstruct", "lorenz63", "--train-length", "100", "--seq-len", "200"], "longer than"),
     (["nosuchcommand"], "invalid choice"),
+    (["reconstruct", "duffing"], "'duffing' is driven by an external input"),
+    (["train", "duffing", "-o", "{d}/m.keras"], "'duffing' is driven by an external input"),
     (["train", "lorenz63", "-o", "{d}/m.keras", "--chunk-size", "0"], "expected an integer >= 1"),
 ])
 def test_user_errors_exit_2_without_traceback(argv, message, bad_files, reconstructed):

@@ -67,6 +67,18 @@ def test_train_lowers_loss_and_reconstruct_scores():
     np.testing.assert_allclose(result.test.mean, result.train.mean)
 
 
+def test_reconstruct_refuses_a_driven_system(monkeypatch):
+    import keras_dsr.recipes as recipes
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("a driven system must be refused before any simulation")
+
+    monkeypatch.setattr(recipes, "simulate_split", no_simulation)
+    with pytest.raises(ValueError, match=r"'duffing' is driven by an external input.*"
+                                         r"Choose an autonomous system: .*lorenz63"):
+        reconstruct("duffing", Recipe(steps=1, steps_per_epoch=1))
+
+
 def test_init_seed_and_chunk_size():
     """``init_seed`` changes the weights only; ``chunk_size`` reaches the DEER solve."""
     base = Recipe(hidden_dim=4, seed=3)
