@@ -1,6 +1,6 @@
-"""``track_checkpoints.py`` with one of two training changes that ``Recipe`` does not offer.
+"""``track_checkpoints.py`` with training changes that ``Recipe`` does not offer.
 
-Both were tried on Hindmarsh-Rose's lambda_max excess (``RESULTS_zoo.md``, session 10):
+All were tried on Hindmarsh-Rose's lambda_max excess (``RESULTS_zoo.md``, sessions 10-11):
 
 * ``--a-max A``: after every optimiser step the cell's diagonal ``a`` is projected into
   [-A, A] (a clipped shPLRNN is bounded only while max |a_i| < 1; trained Hindmarsh-Rose
@@ -10,6 +10,13 @@ Both were tried on Hindmarsh-Rose's lambda_max excess (``RESULTS_zoo.md``, sessi
   ``J`` the cell's Jacobian at the data point (latent_dim = N). A flow map carries the
   velocity into the velocity one step later, ``DPhi(x) f(x) = f(Phi(x))``, which gives
   a flow its zero Lyapunov exponent; a map learned from the flow's samples need not.
+* ``--jsmooth BETA``: adds ``BETA * mean_t sum_ij (w_i (J(x_{t+1}) - J(x_t))_ij)^2``, the
+  change of the cell's Jacobian between consecutive data points. A flow map's Jacobian
+  varies smoothly along an orbit; a piecewise-linear map's jumps wherever a ReLU unit
+  switches, and the one-step loss barely sees jumps in the rows of slow variables.
+  ``w_i = 1``, or with ``--jsmooth-rows`` ``w_i = rms(s) / s_i`` with ``s_i`` the sd of
+  variable i's one-step increments in the training data (a slow variable's row weighs
+  more).
 
 All other arguments are ``track_checkpoints.py``'s.
 
@@ -56,10 +63,19 @@ def tangent_penalty(model, x):
     return ops.mean(ops.sum(ops.square(pred - v[:, 1:]), axis=-1))
 
 
+def jacobian_jumps(model, x, row_weights):
+    """``mean_t sum_ij (w_i (J(x_{t+1}) - J(x_t))_ij)^2`` over windows ``x`` ``[B, T, N]``."""
+    jac = model.cell.jacobian(x)  # [B, T, N, N]
+    d = (jac[:, 1:] - jac[:, :-1]) * ops.cast(np.asarray(row_weights)[:, None], jac.dtype)
+    return ops.mean(ops.sum(ops.square(d), axis=(-2, -1)))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=False)
     p.add_argument("--a-max", type=float, default=None)
     p.add_argument("--tangent", type=float, default=0.0)
+    p.add_argument("--jsmooth", type=float, default=0.0)
+    p.add_argument("--jsmooth-rows", action="store_true")
     a, rest = p.parse_known_args(argv)
     if a.a_max is not None:
         train = track_checkpoints.train
@@ -78,7 +94,27 @@ def main(argv=None):
             return loss + a.tangent * ops.cast(tangent_penalty(self, x), loss.dtype)
 
         dsr.DSRModel.compute_loss = with_tangent
-    print(f"track_variants: a_max {a.a_max}, tangent {a.tangent}", flush=True)
+    if a.jsmooth:
+        rows = {}
+        train_plain = track_checkpoints.train
+
+        def train_weighted(recipe, x, callbacks=(), verbose="auto"):
+            s = np.diff(np.asarray(x), axis=0).std(0)
+            rows["w"] = np.sqrt(np.mean(s**2)) / s if a.jsmooth_rows else np.ones_like(s)
+            print(f"jsmooth row weights {np.round(rows['w'], 3).tolist()}", flush=True)
+            return train_plain(recipe, x, callbacks=callbacks, verbose=verbose)
+
+        track_checkpoints.train = train_weighted
+        compute_loss_js = dsr.DSRModel.compute_loss
+
+        def with_jsmooth(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            loss = compute_loss_js(self, x=x, y=y, y_pred=y_pred,
+                                   sample_weight=sample_weight, training=training)
+            return loss + a.jsmooth * ops.cast(jacobian_jumps(self, x, rows["w"]), loss.dtype)
+
+        dsr.DSRModel.compute_loss = with_jsmooth
+    print(f"track_variants: a_max {a.a_max}, tangent {a.tangent}, jsmooth {a.jsmooth}"
+          f"{' (row-weighted)' if a.jsmooth_rows else ''}", flush=True)
     track_checkpoints.main(rest)
 
 
