@@ -18,6 +18,7 @@ import numpy as np
 import keras_dsr  # noqa: F401  (JAX unless a backend was chosen)
 import keras
 from keras_dsr.layers import DEERLayer
+from keras_dsr.utils import set_random_seed  # keras.utils' streams, no TF import
 
 
 def running_mean_task(n, t, seed=0):
@@ -42,7 +43,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.smoke:
         args.length, args.epochs = 100, 1
-    keras.utils.set_random_seed(0)
+    set_random_seed(0)
     x, y = running_mean_task(64, args.length)
 
     cell = keras.layers.GRUCell(args.units, seed=0)

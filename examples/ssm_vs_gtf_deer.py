@@ -58,6 +58,7 @@ from keras_dsr.measures import (evaluate, generate_for_evaluation, power_spectru
 from keras_dsr.models import SSMModel
 from keras_dsr.recipes import Recipe, build_model, gtf_callback
 from keras_dsr.systems import simulate, simulate_ensemble
+from keras_dsr.utils import set_random_seed  # keras.utils' streams, no TF import
 
 
 class InputsOnly(keras.utils.PyDataset):
@@ -139,7 +140,7 @@ def main(argv=None):
         return TrajectoryWindows(train.x, seq_len=args.seq_len, batch_size=args.batch_size,
                                  steps_per_epoch=per_epoch, seed=args.seed)
 
-    keras.utils.set_random_seed(args.seed)
+    set_random_seed(args.seed)
     recipe = Recipe(seq_len=args.seq_len, batch_size=args.batch_size, steps=epochs * per_epoch,
                     steps_per_epoch=per_epoch, hidden_dim=args.hidden, learning_rate=args.lr,
                     seed=args.seed)
@@ -147,7 +148,7 @@ def main(argv=None):
     print("== GTF-DEER (clipped shPLRNN)")
     dsr_time, dsr_loss = fit(dsr, windows(), epochs, [gtf_callback(recipe)])
 
-    keras.utils.set_random_seed(args.seed)
+    set_random_seed(args.seed)
     ssm = SSMModel(n_features=3, units=args.ssm_units, seed=args.seed)
     ssm.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
         args.ssm_lr, decay_steps=epochs * per_epoch, alpha=recipe.final_lr_fraction)))

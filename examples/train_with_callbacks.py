@@ -46,6 +46,7 @@ from keras_dsr.data import TrajectoryWindows
 from keras_dsr.measures import evaluate, power_spectrum_distance, state_space_divergence
 from keras_dsr.models import DSRModel
 from keras_dsr.systems import simulate, simulate_ensemble
+from keras_dsr.utils import set_random_seed  # keras.utils' streams, no TF import
 
 COLUMNS = ("loss", "alpha", "deer_iterations", "val_dstsp", "val_dh", "learning_rate")
 
@@ -99,7 +100,7 @@ def main(argv=None):
     windows = TrajectoryWindows(train.x, seq_len=args.seq_len, batch_size=1,
                                 steps_per_epoch=args.steps_per_epoch, seed=args.seed)
 
-    keras.utils.set_random_seed(args.seed)
+    set_random_seed(args.seed)
     model = DSRModel(hidden_dim=args.hidden, alpha="adaptive")   # clipped shPLRNN, GTF-DEER
     model.compile(optimizer=keras.optimizers.Adam(args.lr))      # a float lr: ReduceLROnPlateau
     callbacks = [

@@ -147,8 +147,9 @@ class TrajectoryWindows(keras.utils.PyDataset):
     ``model.fit`` asks for the batches of an epoch is Keras's: with its default
     ``shuffle=True`` it permutes them with Python's global ``random`` (Keras 3.15's
     PyDataset adapter), so two fits from the same weights see the same windows in a
-    different order unless ``keras.utils.set_random_seed`` runs first (as
-    :func:`keras_dsr.recipes.train` does) or ``fit`` gets ``shuffle=False``.
+    different order unless ``keras.utils.set_random_seed`` (or
+    :func:`keras_dsr.utils.set_random_seed`, as :func:`keras_dsr.recipes.train` does)
+    runs first or ``fit`` gets ``shuffle=False``.
 
     Each item is ``(x, x)`` (input and target are the same window, as for
     teacher-forced DSR training), or ``((x, u), x)`` when ``inputs`` are given

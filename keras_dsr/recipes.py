@@ -23,6 +23,8 @@ import numpy as np
 
 import keras
 
+from keras_dsr.utils import set_random_seed
+
 __all__ = ["Recipe", "train", "reconstruct", "simulate_split", "Reconstruction", "CELLS"]
 
 CELLS = ("clipped_shplrnn", "shplrnn", "plrnn", "alrnn")
@@ -242,7 +244,7 @@ def train(recipe, x, callbacks=(), verbose="auto"):
         ``(model, history, seconds)``: the trained model, Keras ``History`` and
         the wall-clock training time in seconds.
     """
-    keras.utils.set_random_seed(recipe.weight_seed)
+    set_random_seed(recipe.weight_seed)
     windows = training_windows(recipe, x)
     n = windows.trajectories[0].shape[1]
     model = build_model(recipe, n)
