@@ -29,15 +29,25 @@ from keras_dsr.systems import get_system, simulate  # noqa: E402
 from keras_dsr.zoo.criteria import held_out_pair  # noqa: E402
 
 
+def benettin(jacobians):
+    """Benettin recursion of one renormalised tangent vector under ``jacobians`` [T, D, D].
+
+    Returns the per-step log growth [T] and the unit vector before each step [T, D].
+    """
+    d = jacobians.shape[-1]
+    v = np.ones(d) / np.sqrt(d)
+    growth, vectors = np.empty(len(jacobians)), np.empty((len(jacobians), d))
+    for t, jac in enumerate(jacobians):
+        vectors[t] = v
+        w = jac @ v
+        n = np.linalg.norm(w)
+        growth[t], v = np.log(n), w / n
+    return growth, vectors
+
+
 def log_growth(jacobians):
     """Per-step log growth of one renormalised tangent vector under ``jacobians`` [T, D, D]."""
-    v = np.ones(jacobians.shape[-1]) / np.sqrt(jacobians.shape[-1])
-    out = np.empty(len(jacobians))
-    for t, jac in enumerate(jacobians):
-        v = jac @ v
-        n = np.linalg.norm(v)
-        out[t], v = np.log(n), v / n
-    return out
+    return benettin(jacobians)[0]
 
 
 def main(argv=None):

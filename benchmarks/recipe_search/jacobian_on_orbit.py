@@ -25,28 +25,17 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.linalg import expm  # noqa: E402
 
+from expansion_by_phase import benettin  # noqa: E402
 from keras_dsr.systems import get_system, simulate  # noqa: E402
 from keras_dsr.zoo.criteria import held_out_length  # noqa: E402
 
 BINS = ((-9.0, -1.0), (-1.0, -0.5), (-0.5, 0.5), (0.5, 1.5), (1.5, 9.0))
-
-
-def benettin(jacobians):
-    """Per-step log growth of one renormalised tangent vector, and the vectors [T, D]."""
-    d = jacobians.shape[-1]
-    v = np.ones(d) / np.sqrt(d)
-    growth, vectors = np.empty(len(jacobians)), np.empty((len(jacobians), d))
-    for t, jac in enumerate(jacobians):
-        vectors[t] = v
-        w = jac @ v
-        n = np.linalg.norm(w)
-        growth[t], v = np.log(n), w / n
-    return growth, vectors
 
 
 def true_propagators(system, dt, steps, sub, seed, mean, std):
