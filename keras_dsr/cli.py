@@ -414,6 +414,8 @@ def _resolve_chunk(value, seq_len):
 # Recipe options: (flag, Recipe field, argparse type, help)
 RECIPE_OPTIONS = (
     ("--cell", "cell", str, "latent model"),
+    ("--cell-init", "cell_init", str, "initialisation of the cell: 'random' or "
+     "'least_squares' (polynomial cell: the field fitted to finite differences first)"),
     ("--latent", "latent_dim", _positive_int, "latent size M (default: N)"),
     ("--hidden", "hidden_dim", _positive_int, "hidden size L"),
     ("--seq-len", "seq_len", _positive_int, "training window length T (steps)"),
@@ -434,12 +436,14 @@ RECIPE_OPTIONS = (
 
 
 def _add_recipe_options(p):
-    from keras_dsr.recipes import CELLS, Recipe
+    from keras_dsr.recipes import CELL_INITS, CELLS, Recipe
 
     defaults = Recipe()
     g = p.add_argument_group("recipe (defaults: keras_dsr.recipes.Recipe())")
     for flag, field, typ, text in RECIPE_OPTIONS:
         kw = {"choices": CELLS} if field == "cell" else {}
+        if field == "cell_init":
+            kw = {"choices": CELL_INITS}
         if field == "method":
             kw = {"choices": METHODS}
         default = "" if field == "chunk_size" else f" (default: {getattr(defaults, field)})"

@@ -27,7 +27,8 @@ from keras_dsr.utils import set_random_seed
 
 __all__ = ["Recipe", "train", "reconstruct", "simulate_split", "Reconstruction", "CELLS"]
 
-CELLS = ("clipped_shplrnn", "shplrnn", "plrnn", "alrnn")
+CELLS = ("clipped_shplrnn", "shplrnn", "plrnn", "alrnn", "polynomial")
+CELL_INITS = ("random", "least_squares")
 
 
 @dataclasses.dataclass
@@ -36,6 +37,9 @@ class Recipe:
 
     Attributes:
         cell: one of :data:`CELLS` (default the lab's clipped shallow PLRNN).
+            ``"polynomial"``: :class:`~keras_dsr.cells.PolynomialFlow` (a cubic vector
+            field, two RK4 steps per sample, bounded at 10 standardised units;
+            ``hidden_dim`` is not used), the smooth model of the Hindmarsh-Rose preset.
         latent_dim: latent size M (default: the number of observed features N).
         hidden_dim: hidden size L of the shallow PLRNNs (ALRNN: number of ReLU units).
         seq_len: training window length T (time steps).
@@ -72,6 +76,11 @@ class Recipe:
             ``reconstruct`` and the zoo; 0: none). The same noisy window is forcing
             signal and target (:class:`~keras_dsr.data.TrajectoryWindows` ``noise``), so
             the model learns to map states off the data back onto it.
+        cell_init: ``"random"`` (default: the cell's initialisation) or
+            ``"least_squares"`` (``cell="polynomial"`` only: before training, the field
+            is fitted to finite differences of the training data,
+            :meth:`~keras_dsr.cells.PolynomialFlow.fit_field`; GTF-DEER then trains
+            the one-step map from there).
 
     Example:
         >>> Recipe(seq_len=2_000).to_dict()["seq_len"]
@@ -105,6 +114,7 @@ class Recipe:
     init_seed: Optional[int] = None
     latent_l2: float = 0.0
     train_noise: float = 0.0
+    cell_init: str = "random"
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -146,6 +156,12 @@ class Recipe:
                                     or not isinstance(self.dt, (int, float))
                                     or not 0.0 < self.dt < float("inf")):
             raise ValueError(f"Recipe: `dt` must be None or a finite number > 0, got {self.dt!r}.")
+        if self.cell_init not in CELL_INITS:
+            raise ValueError(f"Recipe: `cell_init` must be one of {CELL_INITS}, "
+                             f"got {self.cell_init!r}.")
+        if self.cell_init == "least_squares" and self.cell != "polynomial":
+            raise ValueError("Recipe: `cell_init='least_squares'` needs `cell='polynomial'` "
+                             f"(a field linear in its weights), got cell={self.cell!r}.")
         if not 0.0 <= self.gtf_gamma < 1.0:
             raise ValueError(f"Recipe: `gtf_gamma` must be in [0, 1), got {self.gtf_gamma!r}.")
 
@@ -187,6 +203,9 @@ def make_cell(recipe, n_features):
         return cells.ShallowPLRNN(m, recipe.hidden_dim, seed=seed, name="cell")
     if recipe.cell == "plrnn":
         return cells.PLRNN(m, seed=seed, name="cell")
+    if recipe.cell == "polynomial":
+        return cells.PolynomialFlow(m, degree=3, substeps=2, bound=10.0, seed=seed,
+                                    name="cell")
     return cells.ALRNN(m, num_relu=min(recipe.hidden_dim, m), seed=seed, name="cell")
 
 
@@ -248,6 +267,9 @@ def train(recipe, x, callbacks=(), verbose="auto"):
     windows = training_windows(recipe, x)
     n = windows.trajectories[0].shape[1]
     model = build_model(recipe, n)
+    if recipe.cell_init == "least_squares":
+        model.build((None, recipe.seq_len, n))
+        model.cell.fit_field(windows.trajectories)
     epochs = max(1, -(-recipe.steps // recipe.steps_per_epoch))
     t0 = time.perf_counter()
     history = model.fit(windows, epochs=epochs, verbose=verbose,

@@ -28,6 +28,17 @@ def to_np(x):
     return np.asarray(ops.convert_to_numpy(x))
 
 
+def np_jacobian_fd(f, z, eps=1e-6):
+    """Central finite difference of f at z [..., M] -> [..., M, M] (float64)."""
+    z = np.asarray(z, np.float64)
+    cols = []
+    for j in range(z.shape[-1]):
+        e = np.zeros(z.shape[-1])
+        e[j] = eps
+        cols.append((f(z + e) - f(z - e)) / (2 * eps))
+    return np.stack(cols, axis=-1)
+
+
 def compiled(fn):
     """Compile ``fn`` the way Keras compiles a train step on this backend."""
     return compile_function(fn)

@@ -13,6 +13,8 @@ import keras_dsr  # noqa: F401  (selects the default backend before keras)
 import keras
 from keras import ops
 
+from conftest import np_jacobian_fd
+
 from keras_dsr.cells import (
     ALRNN,
     PLRNN,
@@ -78,17 +80,6 @@ def np_jacobian_closed_form(kind, p, z, num_relu=None):
         d[..., m - num_relu :] = (z[..., m - num_relu :] > 0)
         return a + p["W"] * d[..., None, :]
     raise AssertionError(kind)
-
-
-def np_jacobian_fd(f, z, eps=1e-6):
-    """Central finite difference of f at z [..., M] -> [..., M, M] (float64)."""
-    z = np.asarray(z, np.float64)
-    cols = []
-    for j in range(z.shape[-1]):
-        e = np.zeros(z.shape[-1])
-        e[j] = eps
-        cols.append((f(z + e) - f(z - e)) / (2 * eps))
-    return np.stack(cols, axis=-1)
 
 
 def make_cell(kind, **kw):

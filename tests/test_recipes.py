@@ -26,6 +26,7 @@ from keras_dsr.systems import simulate, simulate_ensemble
     ("dt", 0.0, "`dt` must be None or a finite number > 0"),
     ("dt", "0.1", "`dt` must be None or a finite number > 0"),
     ("dt", float("inf"), "`dt` must be None or a finite number > 0"),
+    ("cell_init", "sindy", "`cell_init` must be one of"),
 ])
 def test_bad_fields(field, value, match):
     with pytest.raises(ValueError, match=match):
@@ -39,7 +40,27 @@ def test_dict_round_trip_and_unknown_keys():
         Recipe.from_dict({"sequence_length": 10})
 
 
-@pytest.mark.parametrize("cell", ["clipped_shplrnn", "shplrnn", "plrnn", "alrnn"])
+def test_least_squares_init_needs_the_polynomial_cell():
+    with pytest.raises(ValueError, match="needs `cell='polynomial'`"):
+        Recipe(cell_init="least_squares")
+
+
+def test_polynomial_cell_least_squares_init_then_gtf_deer():
+    """cell_init='least_squares' starts training from the fitted field (the first
+    epoch's loss is already far below a random start's), and GTF-DEER trains on."""
+    x = simulate("lorenz63", 4_000, seed=0).x
+    recipe = Recipe(cell="polynomial", seq_len=200, batch_size=4, steps=20,
+                    steps_per_epoch=10, learning_rate=1e-4, alpha=0.2)
+    fitted, hist, _ = train(recipe.replace(cell_init="least_squares"), x, verbose=0)
+    _, hist_random, _ = train(recipe, x, verbose=0)
+    assert hist.history["loss"][0] < 1e-3 * hist_random.history["loss"][0]
+    assert np.isfinite(hist.history["loss"][-1])
+    w0 = make_cell(recipe, 3)
+    w0.fit_field(x)
+    assert not np.allclose(fitted.cell.get_weights()[0], w0.get_weights()[0])  # trained on
+
+
+@pytest.mark.parametrize("cell", ["clipped_shplrnn", "shplrnn", "plrnn", "alrnn", "polynomial"])
 def test_cells(cell):
     c = make_cell(Recipe(cell=cell, latent_dim=5, hidden_dim=7), 3)
     assert c.latent_dim == 5

@@ -13,6 +13,7 @@ from keras_dsr.cells.plrnn import (
     ShallowPLRNN,
     normalized_positive_definite,
 )
+from keras_dsr.cells.polynomial import PolynomialFlow, monomial_exponents
 
 __all__ = [
     "DSRCell",
@@ -21,4 +22,6 @@ __all__ = [
     "ClippedShallowPLRNN",
     "ALRNN",
     "normalized_positive_definite",
+    "PolynomialFlow",
+    "monomial_exponents",
 ]

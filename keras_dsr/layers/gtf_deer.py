@@ -33,7 +33,14 @@ def parameter_norm_bound(cell):
 
     PLRNN / ALRNN: ``max|a| + ||W||_2``; shallow PLRNNs: ``max|a| + ||W1||_2 ||W2||_2``
     (|relu'| <= 1, and the clipped variant's hidden derivative is in {-1, 0, 1}).
+    Other cells (e.g. :class:`~keras_dsr.cells.PolynomialFlow`, whose Jacobian is not
+    bounded by its weights) raise ``ValueError``.
     """
+    if not hasattr(cell, "a"):
+        raise ValueError(f"alpha_estimator='parameter_bound' needs a PLRNN-family cell "
+                         f"(diagonal `a` plus connection matrices); {type(cell).__name__} "
+                         "has no weight bound on its Jacobian. Use an estimator on the "
+                         "data, e.g. 'product_upper_bound'.")
     a = ops.max(ops.abs(cell.a))
     if hasattr(cell, "W1"):
         return a + spectral_norm(cell.W1) * spectral_norm(cell.W2)
