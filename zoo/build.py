@@ -387,7 +387,7 @@ def _write_card(name, system, recipe, entry, lines, ok):
         *_candidate_lines(card["candidates"]),
         *_finetune_lines(card.get("finetune")),
         f"- Final logs (last epoch{' of phase one' if card.get('finetune') else ''}): "
-        f"{json.dumps({k: round(v, 5) for k, v in card['final_logs'].items()})}",
+        f"{json.dumps({k: float(f'{v:.5g}') for k, v in card['final_logs'].items()})}",
         "",
         "## Measures (DESIGN §3 protocol, recomputed by tests/test_zoo.py)",
         "",
