@@ -162,6 +162,25 @@ def test_fit_field_recovers_lorenz63_coefficients():
         cell.fit_field(x, ridge=-1.0)
 
 
+def test_fit_field_ridge_is_the_tikhonov_solution():
+    """ridge > 0: W^T = (Phi^T Phi + ridge I)^-1 Phi^T D, with Phi the scaled features
+    and D the fourth-order differences (written out here independently)."""
+    x = simulate("lorenz63", 3_000, seed=1).x.astype(np.float64)
+    cell = PolynomialFlow(3, degree=2)
+    cell.fit_field(x, ridge=0.5)
+    d = (x[:-4] - 8 * x[1:-3] + 8 * x[3:-1] - x[4:]) / 12.0
+    xc = x[2:-2]
+    cols = [np.ones(len(xc))] + [xc[:, i] for i in range(3)]
+    cols += [xc[:, i] * xc[:, j] / (np.sqrt(3.0) if i == j else 1.0)
+             for i in range(3) for j in range(i, 3)]
+    phi = np.stack(cols, axis=1)
+    expected = np.linalg.solve(phi.T @ phi + 0.5 * np.eye(phi.shape[1]), phi.T @ d).T
+    np.testing.assert_allclose(weights(cell), expected, rtol=1e-4, atol=1e-6)
+    unridged = PolynomialFlow(3, degree=2)
+    unridged.fit_field(x)
+    assert np.linalg.norm(weights(cell)) < np.linalg.norm(weights(unridged))
+
+
 def test_feature_scales_are_gaussian_rms():
     """Each scaled monomial has unit mean square on independent standard-normal data."""
     from keras_dsr.cells.polynomial import feature_scales

@@ -167,7 +167,8 @@ class PolynomialFlow(DSRCell):
 
     # ----------------------------------------------------------- the field
     def features(self, z):
-        """``phi(z)``: [..., M] -> [..., P], the monomials of z up to ``degree``."""
+        """``phi(z)``: [..., M] -> [..., P], the monomials of z up to ``degree`` (of
+        ``clip(z, -bound, bound)`` when ``bound`` is set; unscaled)."""
         if self.bound is not None:
             z = ops.clip(z, -self.bound, self.bound)
         za = ops.concatenate([ops.ones_like(z[..., :1]), z], axis=-1)
@@ -248,6 +249,10 @@ class PolynomialFlow(DSRCell):
             (3,)
         """
         name = type(self).__name__
+        if (isinstance(ridge, bool) or not isinstance(ridge, (int, float))
+                or not 0.0 <= ridge < float("inf")):
+            raise ValueError(f"{name}.fit_field: `ridge` must be a finite number >= 0, "
+                             f"got {ridge!r}.")
         trajs = list(x) if isinstance(x, (list, tuple)) else [x]
         feats, derivs = [], []
         for traj in trajs:
@@ -265,10 +270,6 @@ class PolynomialFlow(DSRCell):
             exps = monomial_exponents(self.latent_dim, self.degree)
             feats.append(np.prod(xc[:, None, :] ** exps, axis=-1) / self.feature_scales)
             derivs.append(d)
-        if (isinstance(ridge, bool) or not isinstance(ridge, (int, float))
-                or not 0.0 <= ridge < float("inf")):
-            raise ValueError(f"{name}.fit_field: `ridge` must be a finite number >= 0, "
-                             f"got {ridge!r}.")
         phi, d = np.concatenate(feats), np.concatenate(derivs)
         if ridge > 0:
             p = phi.shape[1]
