@@ -221,6 +221,7 @@ def test_input_term_and_interface():
     c = ops.convert_to_numpy(cell.C)
     np.testing.assert_allclose(ops.convert_to_numpy(cell(z, u)), base + u @ c, rtol=1e-5, atol=1e-6)
     assert isinstance(cell, DSRCell) and cell.state_size == M and cell.num_features == 20
+    np.testing.assert_array_equal(cell.exponents, monomial_exponents(M, 3))
 
 
 def test_seed_and_init_scale():

@@ -40,9 +40,7 @@ def exact_field(cell, system, mean, std, dt, n_points=2000, seed=0):
     sys_ = get_system(system)
     u = 2.0 * np.random.default_rng(seed).normal(size=(n_points, cell.latent_dim))
     target = np.asarray(sys_.rhs(mean + u * std, sys_.params)) / std * dt
-    from keras_dsr.cells.polynomial import monomial_exponents
-
-    phi = np.prod(u[:, None, :] ** monomial_exponents(cell.latent_dim, cell.degree), -1)
+    phi = np.prod(u[:, None, :] ** cell.exponents, -1)
     coef = np.linalg.lstsq(phi / cell.feature_scales, target, rcond=None)[0]
     cell.W.assign(coef.T.astype("float32"))
     return float(np.abs(phi / cell.feature_scales @ coef - target).max())

@@ -111,6 +111,9 @@ class PolynomialFlow(DSRCell):
     ``d phi / d z`` from a constant derivative table, so DEER's Newton steps and
     adaptive GTF see the true ``dF/dz``.
 
+    Attributes: ``exponents`` [P, M] (the monomials, :func:`monomial_exponents`),
+    ``feature_scales`` [P], ``num_features`` P.
+
     Weights: ``W`` [M, P] (initialised ``N(0, init_scale^2)``), ``C`` [K, M] if
     ``input_dim > 0``. ``P = C(M + degree, degree)`` (20 for M = 3, degree 3).
 
@@ -154,6 +157,7 @@ class PolynomialFlow(DSRCell):
                              f"got {bound!r}.")
         self.bound = None if bound is None else float(bound)
         exps, self._gather, self._deriv = _structure(self.latent_dim, self.degree)
+        self.exponents = exps                     # [P, M], see monomial_exponents
         self.num_features = len(exps)
         self.feature_scales = feature_scales(exps)
 
@@ -267,8 +271,8 @@ class PolynomialFlow(DSRCell):
             xc = traj[2:-2]
             if self.bound is not None:
                 xc = np.clip(xc, -self.bound, self.bound)
-            exps = monomial_exponents(self.latent_dim, self.degree)
-            feats.append(np.prod(xc[:, None, :] ** exps, axis=-1) / self.feature_scales)
+            feats.append(np.prod(xc[:, None, :] ** self.exponents, axis=-1)
+                         / self.feature_scales)
             derivs.append(d)
         phi, d = np.concatenate(feats), np.concatenate(derivs)
         if ridge > 0:
