@@ -104,7 +104,7 @@ def _fetch(key, origin=None, cache_dir=None, files=None):
     root = os.path.expanduser(root)
     where = os.path.join(root, CACHE_SUBDIR, fname)
     if cache_dir is not None:
-        # keras.utils.get_file silently falls back to /tmp/.keras when the
+        # keras.utils.get_file silently falls back to a temporary folder when the
         # cache root does not exist yet (it tests it for write access)
         os.makedirs(root, exist_ok=True)
     sha256 = digest if algorithm == "sha256" else None
