@@ -18,7 +18,8 @@ class Trajectory:
 
     Attributes:
         x: observations ``[steps, N]`` (standardised and noisy as requested).
-        clean: the same without observation noise ``[steps, N]``.
+        clean: the same without observation noise ``[steps, N]`` (with process
+            noise, this is the noise-driven true trajectory, observed exactly).
         states: raw integrated states ``[steps, D]`` (not standardised).
         t: sample times ``[steps]`` (time units, counted after the burn-in).
         dt: sampling interval (time units).
@@ -79,6 +80,53 @@ def integrate(system, x0, t_eval, rtol=RTOL, atol=ATOL):
     return np.moveaxis(sol.y.reshape(shape + (t_eval.size,)), -1, -2)
 
 
+SDE_MAX_STEP = 1e-3
+
+
+def integrate_sde(system, x0, t_eval, process_noise, rngs, max_step=SDE_MAX_STEP):
+    """Integrate dx = f(x) dt + diag(sigma) dW from ``x0`` (t = 0), sampled at ``t_eval``.
+
+    Additive (state-independent) noise of intensity ``sigma = process_noise``
+    (raw state units per square-root time unit; a number or one value per state
+    variable). Each step of size h <= ``max_step`` (h divides every sampling
+    interval) is a classical RK4 step of the drift followed by the Wiener
+    increment ``sigma * sqrt(h) * N(0, 1)`` (Euler-Maruyama for the noise, an
+    operator splitting that keeps the drift accurate at the steps used here).
+
+    ``x0`` is ``[K, D]`` (an ensemble); ``rngs`` holds one numpy Generator per
+    trajectory, so each trajectory's noise depends only on its own generator.
+    Returns ``[K, len(t_eval), D]``; raises RuntimeError when a state blows up.
+    """
+    x = np.array(x0, dtype=float)
+    t_eval = np.asarray(t_eval, dtype=float)
+    sigma = np.broadcast_to(np.asarray(process_noise, dtype=float), (x.shape[-1],))
+    f = lambda y: system.rhs(y, system.params)  # noqa: E731
+    out = np.empty((x.shape[0], t_eval.size, x.shape[1]))
+    t_prev = 0.0
+    for n, t_next in enumerate(t_eval):
+        span = t_next - t_prev
+        sub = max(1, int(np.ceil(span / max_step - 1e-9))) if span > 0 else 0
+        if sub:
+            h = span / sub
+            noise = np.stack([r.standard_normal((sub, x.shape[1])) for r in rngs], axis=1)
+            noise *= sigma * np.sqrt(h)
+            with np.errstate(over="ignore", invalid="ignore"):
+                for i in range(sub):
+                    k1 = f(x)
+                    k2 = f(x + 0.5 * h * k1)
+                    k3 = f(x + 0.5 * h * k2)
+                    k4 = f(x + h * k3)
+                    x = x + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4) + noise[i]
+            if not np.all(np.isfinite(x)):
+                raise RuntimeError(
+                    f"Stochastic integration of {system.name!r} blew up before t = "
+                    f"{t_next:g}; process_noise={process_noise!r} may be too large."
+                )
+        out[:, n] = x
+        t_prev = t_next
+    return out
+
+
 def _check_args(system, steps, dt, burn_in, noise):
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
         raise ValueError(f"steps must be an integer >= 2, got {steps!r}.")
@@ -93,9 +141,31 @@ def _check_args(system, steps, dt, burn_in, noise):
     return float(dt), float(burn_in)
 
 
+def _check_process_noise(system, process_noise):
+    try:
+        sigma = np.asarray(process_noise, dtype=float)
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"process_noise must be a number >= 0 or {system.dim} such numbers (one per "
+            f"state variable), got {process_noise!r}."
+        ) from e
+    if sigma.ndim > 1 or (sigma.ndim == 1 and sigma.size != system.dim) or not np.all(
+            np.isfinite(sigma)) or np.any(sigma < 0):
+        raise ValueError(
+            f"process_noise must be a number >= 0 or {system.dim} such numbers (one per "
+            f"state variable), got {process_noise!r}."
+        )
+    if np.any(sigma > 0) and system.delay is not None:
+        raise ValueError(
+            f"process_noise is not supported for the delay system {system.name!r} "
+            f"(use process_noise=0)."
+        )
+    return sigma
+
+
 def simulate_ensemble(name, steps, seeds=(0, 1), dt=None, burn_in=None, noise=0.0,
                       standardize=True, x0=None, params=None, dtype="float64",
-                      rtol=RTOL, atol=ATOL):
+                      rtol=RTOL, atol=ATOL, process_noise=0.0):
     """Simulate several trajectories at once (one vectorised ODE solve).
 
     Same arguments as :func:`simulate`, with ``seeds`` (a sequence of ints, one
@@ -110,6 +180,7 @@ def simulate_ensemble(name, steps, seeds=(0, 1), dt=None, burn_in=None, noise=0.
     """
     system = get_system(name, **(params or {}))
     dt, burn_in = _check_args(system, steps, dt, burn_in, noise)
+    sigma = _check_process_noise(system, process_noise)
     seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds must be a non-empty sequence of integers.")
@@ -129,7 +200,14 @@ def simulate_ensemble(name, steps, seeds=(0, 1), dt=None, burn_in=None, noise=0.
             f"ensemble), got {x0.shape}."
         )
     t = np.arange(steps) * dt
-    if system.delay is not None:
+    if np.any(sigma > 0):
+        # a generator of its own (spawned from the seed) so that the observation
+        # noise draws stay what they are without process noise
+        proc_rngs = [np.random.default_rng(np.random.SeedSequence(s).spawn(1)[0])
+                     for s in seeds]
+        times = burn_in + t
+        all_states = integrate_sde(system, x0, times, sigma, proc_rngs)
+    elif system.delay is not None:
         from keras_dsr.systems.delay import integrate_dde
 
         all_states = integrate_dde(system, x0, burn_in + t, rtol=rtol, atol=atol)
@@ -161,7 +239,7 @@ def simulate_ensemble(name, steps, seeds=(0, 1), dt=None, burn_in=None, noise=0.
 
 def simulate(name, steps, dt=None, burn_in=None, noise=0.0, seed=0,
              standardize=True, x0=None, params=None, dtype="float64",
-             rtol=RTOL, atol=ATOL):
+             rtol=RTOL, atol=ATOL, process_noise=0.0):
     """Simulate a registered system and return a :class:`Trajectory`.
 
     The ODE is integrated with ``scipy.integrate.solve_ivp`` (DOP853, rtol and
@@ -175,7 +253,18 @@ def simulate(name, steps, dt=None, burn_in=None, noise=0.0, seed=0,
         dt: sampling interval in time units (default: the system's ``dt``).
         burn_in: transient to discard, in time units (default: the system's).
         noise: observation noise level: Gaussian noise with standard deviation
-            ``noise * std`` of each variable is added (``noise=0.05`` is 5 %).
+            ``noise * std`` of each observed variable (std of the clean
+            trajectory) is added (``noise=0.05`` is 5 %); ``Trajectory.clean``
+            keeps the trajectory without it.
+        process_noise: dynamical noise intensity sigma (a number, or one per
+            state variable; raw state units per square-root time unit): the
+            system is integrated as the SDE dx = f(x) dt + sigma dW, burn-in
+            included, with :func:`integrate_sde` (RK4 drift + Euler-Maruyama
+            noise, internal step <= 1e-3 time units) instead of DOP853. The
+            noise has a generator of its own derived from ``seed`` (same seed,
+            same path); ``x``/``clean``/``states`` then hold the noise-driven
+            trajectory (``clean``: before observation noise). ``0`` (default)
+            is the deterministic ODE solve, unchanged. Not for delay systems.
         seed: integer seed: it sets the noise and, unless it is 0 or ``x0`` is
             given, a small random perturbation (sd 0.01) of the default initial
             condition before the burn-in, so different seeds give independent
@@ -198,5 +287,5 @@ def simulate(name, steps, dt=None, burn_in=None, noise=0.0, seed=0,
     return simulate_ensemble(
         name, steps, seeds=[seed], dt=dt, burn_in=burn_in, noise=noise,
         standardize=standardize, x0=x0, params=params, dtype=dtype, rtol=rtol,
-        atol=atol,
+        atol=atol, process_noise=process_noise,
     )[0]
