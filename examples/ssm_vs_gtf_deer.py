@@ -56,7 +56,7 @@ from keras_dsr.data import TrajectoryWindows
 from keras_dsr.measures import (evaluate, generate_for_evaluation, power_spectrum_distance,
                                 state_space_divergence)
 from keras_dsr.models import SSMModel
-from keras_dsr.recipes import Recipe, build_model, gtf_callback
+from keras_dsr.recipes import Recipe, build_model
 from keras_dsr.systems import simulate, simulate_ensemble
 from keras_dsr.utils import set_random_seed  # keras.utils' streams, no TF import
 
@@ -146,7 +146,7 @@ def main(argv=None):
                     seed=args.seed)
     dsr = build_model(recipe, n_features=3)                  # clipped shPLRNN, GTF-DEER
     print("== GTF-DEER (clipped shPLRNN)")
-    dsr_time, dsr_loss = fit(dsr, windows(), epochs, [gtf_callback(recipe)])
+    dsr_time, dsr_loss = fit(dsr, windows(), epochs, [])  # the schedule is in the model
 
     set_random_seed(args.seed)
     ssm = SSMModel(n_features=3, units=args.ssm_units, seed=args.seed)

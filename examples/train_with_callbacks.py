@@ -3,7 +3,9 @@
 Fits a clipped shPLRNN (``keras_dsr.models.DSRModel``) by GTF-DEER on random windows
 of a Lorenz-63 trajectory with the model API and these callbacks, in this order:
 
-* ``keras_dsr.callbacks.AdaptiveGTF`` - the GTF forcing alpha (adaptive GTF);
+* ``keras_dsr.callbacks.AdaptiveGTF`` - the GTF forcing alpha (adaptive GTF): at the
+  start of ``fit`` it installs its schedule in the model's compiled train step
+  (the same as ``DSRModel(gtf=keras_dsr.schedules.AdaptiveForcing(gamma=0.99))``);
 * ``keras_dsr.callbacks.DSRMeasures`` - after every epoch, a free run from a
   validation trajectory scored by D_stsp and D_H, logged as ``val_dstsp`` /
   ``val_dh`` (it must come before the callbacks that read these keys);

@@ -16,8 +16,9 @@ Example:
 """
 
 import dataclasses
+import math
 import time
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 
@@ -25,7 +26,8 @@ import keras
 
 from keras_dsr.utils import set_random_seed
 
-__all__ = ["Recipe", "train", "reconstruct", "simulate_split", "Reconstruction", "CELLS"]
+__all__ = ["Recipe", "train", "reconstruct", "simulate_split", "simulate_like", "floor_scores",
+           "check_trained", "Reconstruction", "TrainResult", "CELLS"]
 
 CELLS = ("clipped_shplrnn", "shplrnn", "plrnn", "alrnn", "polynomial")
 CELL_INITS = ("random", "least_squares")
@@ -81,6 +83,19 @@ class Recipe:
             is fitted to finite differences of the training data,
             :meth:`~keras_dsr.cells.PolynomialFlow.fit_field`; GTF-DEER then trains
             the one-step map from there).
+        forcing: ``"full"`` (default, the lab's: every latent unit forced) or
+            ``"partial"`` (the observed units only).
+        observation: ``"identity"`` (default) or ``"affine"`` (learned ``x = B z``,
+            forcing through ``pinv(B)``).
+        steps_per_execution: train steps per compiled call (Keras ``compile``).
+        tries: initialisations trained on the same data (``init_seed`` of try i:
+            ``weight_seed + 1000 i``); the best on validation data is kept.
+        select_epochs: epochs (1-based) after which the model is scored on
+            validation data too; the best checkpoint of a try competes.
+        finetune: None or a dict ``{"steps", "every", "alpha", "learning_rate"}``:
+            after the selection, the winner trains ``steps`` more Adam steps (cosine
+            decay from ``learning_rate``) with a constant ``alpha``, scored every
+            ``every`` steps; the best of those checkpoints and the start is kept.
 
     Example:
         >>> Recipe(seq_len=2_000).to_dict()["seq_len"]
@@ -115,12 +130,18 @@ class Recipe:
     latent_l2: float = 0.0
     train_noise: float = 0.0
     cell_init: str = "random"
+    forcing: str = "full"
+    observation: str = "identity"
+    steps_per_execution: int = 10
+    tries: int = 1
+    select_epochs: Tuple[int, ...] = ()
+    finetune: Optional[dict] = None
 
     def __post_init__(self):
         if self.cell not in CELLS:
             raise ValueError(f"Recipe: `cell` must be one of {CELLS}, got {self.cell!r}.")
         for name in ("hidden_dim", "seq_len", "batch_size", "steps", "steps_per_epoch",
-                     "gtf_k", "train_length"):
+                     "gtf_k", "train_length", "steps_per_execution", "tries"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"Recipe: `{name}` must be a positive int, got {v!r}.")
@@ -164,10 +185,29 @@ class Recipe:
                              f"(a field linear in its weights), got cell={self.cell!r}.")
         if not 0.0 <= self.gtf_gamma < 1.0:
             raise ValueError(f"Recipe: `gtf_gamma` must be in [0, 1), got {self.gtf_gamma!r}.")
+        if self.forcing not in ("full", "partial"):
+            raise ValueError(f"Recipe: `forcing` must be 'full' or 'partial', got {self.forcing!r}.")
+        if self.observation not in ("identity", "affine"):
+            raise ValueError(f"Recipe: `observation` must be 'identity' or 'affine', "
+                             f"got {self.observation!r}.")
+        if isinstance(self.learning_rate, bool) or not math.isfinite(self.learning_rate):
+            raise ValueError(f"Recipe: `learning_rate` must be a finite number > 0, "
+                             f"got {self.learning_rate!r}.")
+        self.select_epochs = tuple(self.select_epochs or ())
+        n_epochs = -(-self.steps // self.steps_per_epoch)
+        for e in self.select_epochs:
+            if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or not 1 <= e < n_epochs:
+                raise ValueError(f"Recipe: `select_epochs` must hold epochs in [1, {n_epochs}) "
+                                 f"(1-based; the final epoch is always scored), got "
+                                 f"{self.select_epochs!r}.")
+        if self.finetune is not None:
+            self.finetune = _check_finetune(self.finetune, self.steps_per_epoch)
 
     def to_dict(self):
         """The recipe as a JSON-serialisable dict."""
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["select_epochs"] = list(self.select_epochs)
+        return out
 
     @classmethod
     def from_dict(cls, config):
@@ -214,25 +254,26 @@ def build_model(recipe, n_features):
     from keras_dsr.models import DSRModel
     from keras_dsr.regularizers import LatentL2
 
-    model = DSRModel(cell=make_cell(recipe, n_features),
-                     alpha=recipe.alpha, method=recipe.method,
-                     alpha_estimator=recipe.alpha_estimator,
+    model = DSRModel(cell=make_cell(recipe, n_features), gtf=forcing_schedule(recipe),
+                     method=recipe.method, forcing=recipe.forcing,
+                     observation=recipe.observation,
                      regularizers=[LatentL2(recipe.latent_l2)] if recipe.latent_l2 else None,
                      solver_options=({} if recipe.chunk_size is None
                                      else {"chunk_size": recipe.chunk_size}))
     lr = keras.optimizers.schedules.CosineDecay(
         recipe.learning_rate, decay_steps=recipe.steps, alpha=recipe.final_lr_fraction)
-    model.compile(optimizer=keras.optimizers.Adam(lr))
+    model.compile(optimizer=keras.optimizers.Adam(lr),
+                  steps_per_execution=recipe.steps_per_execution)
     return model
 
 
-def gtf_callback(recipe):
-    """The alpha callback of ``recipe`` (adaptive GTF or a constant forcing)."""
-    from keras_dsr.callbacks import AdaptiveGTF, ConstantAlpha
+def forcing_schedule(recipe):
+    """The GTF forcing schedule of ``recipe`` (adaptive GTF or a constant alpha)."""
+    from keras_dsr.schedules import AdaptiveForcing, ConstantForcing
 
     if recipe.alpha == "adaptive":
-        return AdaptiveGTF(k=recipe.gtf_k, gamma=recipe.gtf_gamma)
-    return ConstantAlpha(float(recipe.alpha))
+        return AdaptiveForcing(recipe.alpha_estimator, k=recipe.gtf_k, gamma=recipe.gtf_gamma)
+    return ConstantForcing(float(recipe.alpha))
 
 
 def training_windows(recipe, x, seed=None):
@@ -252,177 +293,204 @@ def training_windows(recipe, x, seed=None):
                              seed=recipe.weight_seed if seed is None else seed)
 
 
-def train(recipe, x, callbacks=(), verbose="auto"):
+class TrainResult(tuple):
+    """``(model, history, seconds)`` of :func:`train`, with ``.report``: one row per
+    initialisation (``candidates``) and the fine-tuning's (``finetune``)."""
+
+    def __new__(cls, model, history, seconds, report):
+        obj = super().__new__(cls, (model, history, seconds))
+        obj.report = report
+        return obj
+
+
+def train(recipe, x, validation=None, score_fn=None, callbacks=(), verbose="auto",
+          model=None, initial_epoch=0):
     """Fit a DSR model on trajectory ``x`` ``[T, N]`` (or a list of them) with ``recipe``.
 
-    Windows of ``recipe.seq_len`` steps are drawn at random
-    (:class:`~keras_dsr.data.TrajectoryWindows`); training runs ``recipe.steps``
-    optimiser steps in epochs of ``recipe.steps_per_epoch``.
+    The one path from a recipe and data to a trained model (the command, the tuner
+    and the zoo build call it). Windows of ``recipe.seq_len`` steps are drawn at
+    random (:func:`training_windows`); each try runs ``recipe.steps`` optimiser steps
+    in epochs of ``recipe.steps_per_epoch`` through Keras's ``fit``, with the
+    recipe's forcing schedule in the compiled step. With ``tries``,
+    ``select_epochs`` or ``finetune`` the candidates are scored on validation data
+    (:class:`~keras_dsr.callbacks.BestCheckpoint`) and the best is kept.
+
+    Args:
+        recipe: a :class:`Recipe`.
+        x: training trajectory ``[T, N]`` or a list of them (finite, real).
+        validation: validation trajectory ``[T', N]`` for the default ``score_fn``
+            (D_stsp of the free run against it; lower is better).
+        score_fn: ``score_fn(model) -> float`` (lower is better), replacing the
+            default.
+        callbacks: more Keras callbacks for every ``fit``.
+        model: train this compiled model instead of building one (one try, no
+            fine-tuning; the tuner passes its trial's model).
+        initial_epoch: the epoch to resume at (Keras ``fit``; Hyperband).
 
     Returns:
-        ``(model, history, seconds)``: the trained model, Keras ``History`` and
-        the wall-clock training time in seconds.
+        a :class:`TrainResult` ``(model, history, seconds)`` (``history`` of the
+        kept try). Raises :class:`~keras_dsr.models.engine.TrainingDiverged` when
+        training diverged or the trained model's free run does not stay bounded
+        (:func:`check_trained`): no diverged model is ever returned.
     """
-    set_random_seed(recipe.weight_seed)
-    windows = training_windows(recipe, x)
-    n = windows.trajectories[0].shape[1]
-    model = build_model(recipe, n)
-    if recipe.cell_init == "least_squares":
-        model.build((None, recipe.seq_len, n))
-        model.cell.fit_field(windows.trajectories)
+    from keras_dsr.callbacks import BestCheckpoint
+
+    trajectories = _check_trajectories(x)
+    n = trajectories[0].shape[1]
+    selecting = recipe.tries > 1 or bool(recipe.select_epochs) or recipe.finetune is not None
+    if selecting and score_fn is None:
+        if validation is None:
+            raise ValueError("train: a recipe with `tries` > 1, `select_epochs` or `finetune` "
+                             "needs `validation` data or a `score_fn`.")
+        score_fn = validation_score_fn(_check_trajectories(validation, "validation")[0])
+    if model is not None and (recipe.tries > 1 or recipe.finetune is not None):
+        raise ValueError("train: `model` trains one given model: use tries=1 and no finetune.")
     epochs = max(1, -(-recipe.steps // recipe.steps_per_epoch))
+    best, candidates, t0 = None, [], time.perf_counter()
+    for i in range(recipe.tries):
+        r = recipe if i == 0 else recipe.replace(init_seed=recipe.weight_seed + 1000 * i)
+        set_random_seed(r.weight_seed)
+        windows = training_windows(r, trajectories)
+        m = build_model(r, n) if model is None else model
+        if r.cell_init == "least_squares":
+            m.build((None, r.seq_len, n))
+            m.cell.fit_field(windows.trajectories)
+        selector = BestCheckpoint(score_fn, epochs=r.select_epochs) if selecting else None
+        t_try = time.perf_counter()
+        history = m.fit(windows, epochs=epochs, verbose=verbose, initial_epoch=initial_epoch,
+                        callbacks=list(callbacks) + ([selector] if selector else []))
+        row = {"init_seed": r.weight_seed,
+               "train_seconds": round(time.perf_counter() - t_try, 1)}
+        score = 0.0
+        if selector is not None:
+            score = selector.best_score
+            row.update(score=round(float(score), 4), epoch=selector.best_epoch,
+                       checkpoints={e: round(float(v), 4) for e, v in selector.scores.items()})
+        candidates.append(row)
+        if best is None or score < best[0]:
+            best = (score, m, r, history)
+    score, model, r, history = best
+    ft_row = None
+    if recipe.finetune is not None:
+        ft_row = _finetune(model, r, trajectories, score_fn, score, callbacks, verbose)
+    check_trained(model, trajectories[0])
+    return TrainResult(model, history, time.perf_counter() - t0,
+                       {"candidates": candidates, "finetune": ft_row,
+                        "init_seed": r.weight_seed})
+
+
+def _finetune(model, recipe, trajectories, score_fn, start_score, callbacks, verbose):
+    """The ``finetune`` phase from ``model``'s weights, in place; returns its report row."""
+    from keras_dsr.callbacks import BestCheckpoint
+    from keras_dsr.schedules import ConstantForcing
+
+    ft = recipe.finetune
+    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
+        ft["learning_rate"], ft["steps"], alpha=0.01)),
+        steps_per_execution=recipe.steps_per_execution)
+    model.set_schedule(ConstantForcing(ft["alpha"]))
+    windows = training_windows(recipe, trajectories, seed=recipe.weight_seed + 7)
+    every = ft["every"] // recipe.steps_per_epoch
+    n_epochs = ft["steps"] // recipe.steps_per_epoch
+    selector = BestCheckpoint(score_fn, epochs=range(every, n_epochs, every),
+                              start_score=start_score)
     t0 = time.perf_counter()
-    history = model.fit(windows, epochs=epochs, verbose=verbose,
-                        callbacks=[gtf_callback(recipe)] + list(callbacks))
-    return model, history, time.perf_counter() - t0
+    model.fit(windows, epochs=n_epochs, verbose=verbose,
+              callbacks=list(callbacks) + [selector])
+    return dict(ft, seconds=round(time.perf_counter() - t0, 1),
+                kept_step=selector.best_epoch * recipe.steps_per_epoch,
+                score=round(float(selector.best_score), 4),
+                scores={e * recipe.steps_per_epoch: round(float(v), 4)
+                        for e, v in selector.scores.items()})
 
 
-@dataclasses.dataclass
-class Reconstruction:
-    """Result of :func:`reconstruct`.
+def validation_score_fn(x_val):
+    """The default score of :func:`train`'s model selection: D_stsp of the free run
+    (:func:`~keras_dsr.measures.generate_for_evaluation`) against ``x_val``; a free run
+    that is not finite scores ``inf``."""
+    from keras_dsr.measures import generate_for_evaluation, state_space_divergence
 
-    Attributes:
-        model: the trained DSR model.
-        history: Keras ``History`` of the training.
-        scores: measures of the free-running model against the test trajectory.
-        floor: the same measures of an independent true trajectory against the
-            test trajectory (what no model can beat), when computed.
-        seconds: training time (s).
-        train, test: the simulated :class:`~keras_dsr.systems.Trajectory` objects.
-        generated: the free-running trajectory scored ``[T_test, N]``.
-        recipe: the recipe used.
+    def score(model):
+        x_gen = generate_for_evaluation(model, x_val)
+        if not np.all(np.isfinite(x_gen)):
+            return float("inf")
+        return float(state_space_divergence(x_val, x_gen))
+
+    return score
+
+
+def check_trained(model, x, steps=None, bound_factor=10.0):
+    """Raise :class:`~keras_dsr.models.engine.TrainingDiverged` unless ``model`` is sound.
+
+    Sound: every weight finite, and a free run of ``steps`` (default ``min(len(x),
+    10 000)``) from ``x[0]`` finite and inside ``bound_factor`` times the largest
+    absolute value of the data ``x`` ``[T, N]``.
     """
+    from keras_dsr.models.engine import TrainingDiverged
 
-    model: object
-    history: object
-    scores: dict
-    floor: Optional[dict]
-    seconds: float
-    train: object
-    test: object
-    generated: np.ndarray
-    recipe: Recipe
+    for w in model.weights:
+        if not np.all(np.isfinite(np.asarray(keras.ops.convert_to_numpy(w), dtype="float64"))):
+            raise TrainingDiverged(f"training diverged: the weight {w.path!r} is not finite.")
+    steps = min(len(x), 10_000) if steps is None else steps
+    import warnings
 
-
-def reconstruct(system, recipe=None, measures=("dstsp", "dh"), test_length=100_000,
-                with_floor=False, callbacks=(), verbose="auto"):
-    """Simulate ``system``, train a GTF-DEER model on it, and score its free run.
-
-    Training data: ``recipe.train_length`` standardised steps from initial-condition
-    seed ``recipe.seed``; test data: ``test_length`` steps from seed
-    ``recipe.seed + 1`` (independent), standardised with the *training* statistics;
-    both (and the floor's third trajectory) come from one ensemble solve
-    (:func:`simulate_split`).
-    Scores follow DESIGN §3 (generate 1.25 T_test from the first test point, drop
-    the transient). ``with_floor`` also scores a third true trajectory (seed + 2).
-    Driven systems (``System.inputs``, e.g. Duffing) raise ``ValueError``:
-    :class:`~keras_dsr.models.DSRModel` learns autonomous dynamics and would ignore
-    the drive.
-
-    Returns:
-        a :class:`Reconstruction`.
-    """
-    from keras_dsr.measures import evaluate, generate_for_evaluation
-    from keras_dsr.systems import get_system
-
-    recipe = Recipe() if recipe is None else recipe
-    sys_ = get_system(system)
-    check_autonomous(sys_, "reconstruct")
-    train_traj, test_traj, *rest = simulate_split(
-        sys_.name, recipe.train_length, test_length, recipe.seed,
-        n_extra=1 if with_floor else 0, dt=recipe.dt)
-    model, history, seconds = train(recipe, train_traj.x, callbacks=callbacks,
-                                    verbose=verbose)
-    x_gen = generate_for_evaluation(model, test_traj.x)
-    scores = evaluate(model, test_traj.x, measures=measures, dt=train_traj.dt, x_gen=x_gen)
-    floor = None
-    if with_floor:
-        floor = _true_scores(test_traj.x, rest[0].x, measures)
-    return Reconstruction(model=model, history=history, scores=scores, floor=floor,
-                          seconds=seconds, train=train_traj, test=test_traj,
-                          generated=x_gen, recipe=recipe)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        run = np.asarray(model.generate(x[0], steps))
+    bound = bound_factor * float(np.max(np.abs(x)))
+    if not np.all(np.isfinite(run)) or np.max(np.abs(run)) > bound:
+        first = int(np.argmax(~np.isfinite(run).all(-1) | (np.abs(run) > bound).any(-1)))
+        raise TrainingDiverged(
+            f"training diverged: the trained model's free run leaves every bound of the "
+            f"data (|x| > {bound:.3g}, {bound_factor:g}x the data's largest value) at step "
+            f"{first + 1} of {steps}.")
 
 
-def check_autonomous(system, where=None):
-    """Raise ``ValueError`` if ``system`` (a :class:`~keras_dsr.systems.System`) is driven.
-
-    A driven system's observations depend on an external input (``System.inputs``,
-    e.g. Duffing's ``cos(phi)``) that :class:`~keras_dsr.models.DSRModel` does not
-    take, so a model trained on them would silently learn the wrong, autonomous
-    dynamics. ``where`` (e.g. ``"reconstruct"``) prefixes the message.
-
-    Example:
-        >>> from keras_dsr.systems import get_system
-        >>> check_autonomous(get_system("lorenz63"), "reconstruct")   # passes
-    """
-    if system.inputs is None:
-        return
-    from keras_dsr.systems import get_system, list_systems
-
-    autonomous = [n for n in list_systems() if get_system(n).inputs is None]
-    raise ValueError(
-        f"{where + ': ' if where else ''}{system.name!r} is driven by an external input, "
-        f"which DSRModel does not model (it learns autonomous dynamics), so a model "
-        f"trained on it would ignore the drive. Choose an autonomous system: "
-        f"{', '.join(autonomous)}.")
-
-
-def simulate_split(name, train_length, test_length, seed, n_extra=0, dt=None):
-    """Training, test and ``n_extra`` further trajectories of ``name``, in one ODE solve.
-
-    ``dt``: the sampling interval (None: the system's default).
-
-    The trajectories start from the initial conditions of seeds ``seed``,
-    ``seed + 1``, ... and are integrated together as one ensemble
-    (:func:`~keras_dsr.systems.simulate_ensemble`: one adaptive solve costs about
-    as much as one trajectory: 0.40x the time of three separate solves for
-    :func:`reconstruct`'s Lorenz-63 data, ``benchmarks/RESULTS_reconstruct.md``). The training trajectory (``train_length``
-    steps) is standardised with its own statistics; the others (``test_length``
-    steps each) with the *training* statistics.
-
-    Returns:
-        a list of ``2 + n_extra`` :class:`~keras_dsr.systems.Trajectory` objects.
-
-    Example:
-        >>> tr, te = simulate_split("lorenz63", 3_000, 1_000, seed=0)
-        >>> tr.x.shape, te.x.shape
-        ((3000, 3), (1000, 3))
-    """
-    from keras_dsr.systems import simulate_ensemble
-
-    n = max(train_length, test_length)
-    raw = simulate_ensemble(name, n, seeds=range(seed, seed + 2 + n_extra), dt=dt,
-                            standardize=False)
+def _check_trajectories(x, name="x"):
+    """``x`` as a list of finite real float32 arrays ``[T, N]`` (one N for all)."""
+    items = list(x) if isinstance(x, (list, tuple)) else [x]
     out = []
-    for i, traj in enumerate(raw):
-        steps = train_length if i == 0 else test_length
-        clean = traj.clean[:steps]
-        if i == 0:
-            mean, std = clean.mean(0), clean.std(0)
-            std = np.where(std > 0, std, 1.0)
-        x = ((clean - mean) / std).astype("float32")
-        out.append(dataclasses.replace(
-            traj, x=x, clean=x, states=traj.states[:steps], t=traj.t[:steps],
-            inputs=None if traj.inputs is None else traj.inputs[:steps], mean=mean, std=std))
+    for i, item in enumerate(items):
+        a = np.asarray(item)
+        where = name if len(items) == 1 else f"{name}[{i}]"
+        if np.iscomplexobj(a) or not (np.issubdtype(a.dtype, np.floating)
+                                      or np.issubdtype(a.dtype, np.integer)):
+            raise TypeError(f"train: `{where}` must hold real numbers, got dtype {a.dtype}.")
+        if a.ndim != 2:
+            raise ValueError(f"train: `{where}` must have shape [T, N], got {a.shape}.")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"train: `{where}` contains NaN or inf.")
+        if np.max(np.abs(a), initial=0.0) > np.finfo("float32").max:
+            raise ValueError(f"train: `{where}` has values beyond the float32 range; rescale it.")
+        out.append(a.astype("float32"))
+    if len({a.shape[1] for a in out}) != 1:
+        raise ValueError(f"train: every trajectory of `{name}` needs the same number of "
+                         f"features, got {[a.shape[1] for a in out]}.")
     return out
 
 
-def _simulate_like(name, steps, seed, reference):
-    """Simulate ``name`` at ``reference``'s dt and standardise with its statistics."""
-    from keras_dsr.systems import simulate
+def _check_finetune(ft, steps_per_epoch):
+    keys = {"steps", "every", "alpha", "learning_rate"}
+    if not isinstance(ft, dict) or set(ft) != keys:
+        raise ValueError(f"Recipe: `finetune` must be None or a dict with keys {sorted(keys)}, "
+                         f"got {ft!r}.")
+    if not 0.0 < ft["alpha"] < 1.0 or not 0 < ft["learning_rate"] < float("inf"):
+        raise ValueError(f"Recipe: `finetune` alpha must be in (0, 1) and learning_rate a "
+                         f"finite number > 0, got {ft!r}.")
+    if (not isinstance(ft["every"], int) or not isinstance(ft["steps"], int) or ft["every"] < 1
+            or ft["every"] % steps_per_epoch or ft["steps"] < ft["every"]
+            or ft["steps"] % ft["every"]):
+        raise ValueError(f"Recipe: `finetune` steps must be a multiple of every, and every a "
+                         f"positive multiple of steps_per_epoch ({steps_per_epoch}), got {ft!r}.")
+    return dict(ft)
 
-    traj = simulate(name, steps, dt=reference.dt, seed=seed, standardize=False)
-    x = reference.standardize(traj.clean).astype("float32")
-    return dataclasses.replace(traj, x=x, clean=x, mean=reference.mean, std=reference.std)
+
+# The simulated-system side (data splits, floors, reconstruct) lives in
+# keras_dsr.reconstruction; its names stay importable from here.
+from keras_dsr.reconstruction import (  # noqa: E402
+    Reconstruction, check_autonomous, floor_scores, reconstruct, simulate_like, simulate_split)
 
 
-def _true_scores(x_test, x_other, measures):
-    """Floor: measures of an independent true trajectory against the test set."""
-    from keras_dsr.measures import power_spectrum_distance, state_space_divergence
-
-    out = {}
-    if "dstsp" in measures:
-        out["dstsp"] = state_space_divergence(x_test, x_other)
-    if "dh" in measures:
-        out["dh"] = power_spectrum_distance(x_test, x_other)
-    return out
+# Earlier names, kept for scripts written against them.
+_simulate_like = simulate_like
+_true_scores = floor_scores

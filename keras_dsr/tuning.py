@@ -48,8 +48,9 @@ import numpy as np
 
 from keras_dsr import recipes
 from keras_dsr.callbacks import DSRMeasures
-from keras_dsr.data import TrajectoryWindows, _check_array
-from keras_dsr.layers.gtf_deer import ESTIMATORS
+from keras_dsr.data import _check_array
+from keras_dsr.models.engine import TrainingDiverged
+from keras_dsr.schedules import ESTIMATORS, canonical_estimator
 
 __all__ = ["DSRHyperModel", "DSRScore", "OBJECTIVE"]
 
@@ -206,9 +207,8 @@ class DSRHyperModel(kt.HyperModel):
         self.gtf_gammas = _choices("gtf_gammas", gtf_gammas, float)
         if not all(0 <= g < 1 for g in self.gtf_gammas):
             raise ValueError(f"`gtf_gammas` must be in [0, 1), got {self.gtf_gammas}.")
-        self.estimators = _choices("estimators", estimators, str)
-        if set(self.estimators) - set(ESTIMATORS):
-            raise ValueError(f"`estimators` must be some of {ESTIMATORS}, got {self.estimators}.")
+        self.estimators = tuple(canonical_estimator(e)
+                                for e in _choices("estimators", estimators, str))
         self.alpha_range = _range("alpha_range", alpha_range, 1e-6, 1.0)
         self.learning_rates = _range("learning_rates", learning_rates, 1e-12, 10.0)
         longest = max(x.shape[0] for x in self.x_train)
@@ -267,23 +267,33 @@ class DSRHyperModel(kt.HyperModel):
         return recipes.build_model(self.recipe(hp), self.n_features)
 
     def fit(self, hp, model, *args, **kwargs):
-        """Fit ``model`` on windows of ``seq_len`` with the callbacks of ``hp``.
+        """Train ``model`` with :func:`keras_dsr.recipes.train` and the recipe of ``hp``.
 
-        ``kwargs`` are ``model.fit`` arguments (``epochs``, ``initial_epoch``,
-        ``verbose``, ``callbacks``); data arguments are refused, the data are
-        the hypermodel's. Returns the Keras ``History`` (its ``val_dsr_score``
-        is the objective).
+        The same path as every other training (windows, seeding, forcing schedule,
+        noise, cell initialisation, divergence checks). ``kwargs``: ``epochs`` (sets
+        the steps), ``initial_epoch`` (Hyperband), ``verbose``, ``callbacks``; data
+        arguments are refused, the data
+        are the hypermodel's. Returns the Keras ``History`` (its ``val_dsr_score``
+        is the objective; a diverged trial gets the ``diverged_score``).
         """
         if args or {"x", "y", "validation_data"} & set(kwargs):
             raise TypeError("DSRHyperModel holds its data (x_train, x_val): call "
                             "tuner.search(epochs=..., verbose=...) without data arguments.")
         recipe = self.recipe(hp)
-        windows = TrajectoryWindows(self.x_train, seq_len=recipe.seq_len,
-                                    batch_size=recipe.batch_size,
-                                    steps_per_epoch=recipe.steps_per_epoch, seed=recipe.seed)
-        callbacks = [recipes.gtf_callback(recipe),
-                     DSRMeasures(self.x_val, every=self.measures_every),
+        unknown = set(kwargs) - {"epochs", "verbose", "callbacks", "initial_epoch"}
+        if unknown:
+            raise TypeError(f"DSRHyperModel.fit: unsupported fit arguments {sorted(unknown)}.")
+        if "epochs" in kwargs:  # the tuner's epochs decide the steps
+            recipe = recipe.replace(steps=kwargs["epochs"] * recipe.steps_per_epoch)
+        callbacks = [DSRMeasures(self.x_val, every=self.measures_every),
                      DSRScore(self.scorer.dh_weight, self.scorer.diverged_score)]
-        kwargs["callbacks"] = callbacks + list(kwargs.get("callbacks") or [])
-        kwargs.setdefault("epochs", max(1, -(-recipe.steps // recipe.steps_per_epoch)))
-        return model.fit(windows, **kwargs)
+        callbacks += list(kwargs.get("callbacks") or [])
+        try:
+            _, history, _ = recipes.train(recipe, self.x_train, callbacks=callbacks,
+                                          verbose=kwargs.get("verbose", "auto"), model=model,
+                                          initial_epoch=kwargs.get("initial_epoch", 0))
+        except TrainingDiverged:
+            # a diverged trial scores as diverged, it does not stop the search
+            history = keras.callbacks.History()
+            history.history = {OBJECTIVE: [self.scorer.diverged_score]}
+        return history

@@ -14,6 +14,7 @@ from conftest import BACKEND, to_np, value_and_grads
 from keras_dsr.callbacks import AdaptiveGTF, ConstantAlpha, ExponentialAlpha, LinearAlpha, set_alpha
 from keras_dsr.cells import ALRNN, PLRNN, ClippedShallowPLRNN, ShallowPLRNN
 from keras_dsr.models import DSRModel
+from keras_dsr.schedules import AdaptiveForcing
 from keras_dsr.systems import simulate
 
 
@@ -33,27 +34,46 @@ def make_cell(kind, m, seed=0):
     return ALRNN(latent_dim=m, num_relu=2, seed=seed)
 
 
-def forced_loop_numpy(cell, x, alpha, n_obs):
-    """Sequential GTF (DESIGN 2.3) with a Python loop over t: the reference."""
-    m = cell.latent_dim
-    z = np.concatenate([x[:, 0], np.zeros((x.shape[0], m - n_obs), "float32")], -1)
+def forced_loop_numpy(model, x, alpha):
+    """Sequential GTF (full or partial forcing, identity or affine observation) with a
+    Python loop over t and numpy linear algebra: the reference."""
+    layer = model.gtf
+    n = x.shape[-1]
+    m = model.cell.latent_dim
+    if layer.observation == "affine":
+        kernel = to_np(layer.kernel)                     # x = z @ kernel
+        pinv = np.linalg.pinv(kernel)                    # z = x @ pinv
+        observe = lambda z: z @ kernel
+        infer = lambda xt: xt @ pinv
+        z = infer(x[:, 0])
+    else:
+        observe = lambda z: z[:, :n]
+        infer = lambda xt: np.concatenate([xt, np.zeros((xt.shape[0], m - n), "float32")], -1)
+        z = to_np(layer.initial_state(ops.convert_to_tensor(x[:, 0])))
+    mask = np.ones(m) if layer.forcing == "full" else np.r_[np.ones(n), np.zeros(m - n)]
     preds = []
     for t in range(1, x.shape[1]):
-        pred = to_np(cell(ops.convert_to_tensor(z)))
-        preds.append(pred[:, :n_obs])
-        z = pred.copy()
-        z[:, :n_obs] = (1 - alpha) * pred[:, :n_obs] + alpha * x[:, t]
+        pred = to_np(model.cell(ops.convert_to_tensor(z.astype("float32"))))
+        preds.append(observe(pred))
+        z = pred + alpha * mask * (infer(x[:, t]) - pred)
     return np.stack(preds, axis=1)
 
 
-@pytest.mark.parametrize("kind, latent", [("plrnn", 3), ("shplrnn", 5), ("clipped", 3), ("alrnn", 5)])
-def test_predictions_match_sequential_loop(kind, latent):
+CASES = [("plrnn", 3, "full", "identity"), ("shplrnn", 5, "full", "identity"),
+         ("clipped", 3, "full", "identity"), ("alrnn", 5, "full", "identity"),
+         ("clipped", 5, "partial", "identity"), ("shplrnn", 5, "full", "affine"),
+         ("clipped", 5, "partial", "affine"), ("plrnn", 2, "full", "affine")]
+
+
+@pytest.mark.parametrize("kind, latent, forcing, observation", CASES)
+def test_predictions_match_sequential_loop(kind, latent, forcing, observation):
     x = lorenz_windows(4, 60)
-    model = DSRModel(cell=make_cell(kind, latent), alpha=0.3)
+    model = DSRModel(cell=make_cell(kind, latent), alpha=0.3, forcing=forcing,
+                     observation=observation, latent_init="learned")
     model.build(x.shape)
     pred = to_np(model(x))
-    ref = forced_loop_numpy(model.cell, x, 0.3, 3)
-    np.testing.assert_allclose(pred, ref, atol=2e-5, rtol=1e-4)
+    ref = forced_loop_numpy(model, x, 0.3)
+    np.testing.assert_allclose(pred, ref, atol=5e-5, rtol=2e-4)
 
 
 def mse_value_and_grads(model, x):
@@ -68,21 +88,48 @@ def mse_value_and_grads(model, x):
     return value_and_grads(loss, [v.value for v in model.trainable_variables])
 
 
-@pytest.mark.parametrize("kind", ["plrnn", "shplrnn", "clipped", "alrnn"])
-def test_gtf_deer_gradient_equals_sequential_bptt(kind):
+def loop_loss_and_grads(model, x):
+    """Loss and gradients of a plain Python loop over t (BPTT through the forced loop)."""
+    layer = model.gtf
+    variables = model.trainable_variables
+    xt = ops.convert_to_tensor(x)
+
+    def loss(*values):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            zhat = ops.stop_gradient(layer.infer_latent(xt))
+            z = layer.initial_state(xt[:, 0])
+            mask = layer._mask(xt.dtype)
+            total = 0.0
+            for t in range(1, x.shape[1]):
+                pred = layer.cell(z)
+                total = total + ops.mean((layer.observe(pred) - xt[:, t]) ** 2)
+                z = pred + 0.25 * mask * (zhat[:, t] - pred)
+            return total / (x.shape[1] - 1)
+
+    return value_and_grads(loss, [v.value for v in variables])
+
+
+@pytest.mark.parametrize("kind, latent, observation", [
+    ("plrnn", 4, "identity"), ("shplrnn", 5, "identity"), ("clipped", 5, "identity"),
+    ("alrnn", 4, "identity"), ("clipped", 5, "affine"), ("shplrnn", 5, "affine")])
+def test_gtf_deer_gradient_equals_sequential_bptt(kind, latent, observation):
+    """Full forcing, M >= N = 3: DEER's loss and gradients equal sequential BPTT's and a
+    plain Python loop's."""
     x = lorenz_windows(4, 80)
     grads = {}
     for method in ("deer", "sequential"):
-        model = DSRModel(cell=make_cell(kind, 4, seed=3), alpha=0.25, method=method,
-                         latent_init="learned")
+        model = DSRModel(cell=make_cell(kind, latent, seed=3), alpha=0.25, method=method,
+                         latent_init="learned", observation=observation)
         model.build(x.shape)
         if method == "sequential":
             model.set_weights(weights)
         weights = model.get_weights()
         grads[method] = mse_value_and_grads(model, x)
-    np.testing.assert_allclose(grads["deer"][0], grads["sequential"][0], rtol=1e-5)
-    for g, r in zip(grads["deer"][1], grads["sequential"][1]):
-        assert np.max(np.abs(g - r)) <= 1e-4 * max(np.max(np.abs(r)), 1e-8)
+    grads["loop"] = loop_loss_and_grads(model, x)
+    for ref in ("sequential", "loop"):
+        np.testing.assert_allclose(grads["deer"][0], grads[ref][0], rtol=1e-5)
+        for g, r in zip(grads["deer"][1], grads[ref][1]):
+            assert np.max(np.abs(g - r)) <= 1e-4 * max(np.max(np.abs(r)), 1e-8)
 
 
 def test_fit_lowers_loss_and_logs_diagnostics():
@@ -93,7 +140,8 @@ def test_fit_lowers_loss_and_logs_diagnostics():
     hist = model.fit(x, batch_size=16, epochs=6, verbose=0, callbacks=[ConstantAlpha(0.2)])
     loss = hist.history["loss"]
     assert loss[-1] < 0.5 * loss[0]
-    for key in ("alpha", "deer_iterations", "deer_fallbacks", "gtf_norm"):
+    for key in ("alpha", "deer_iterations", "deer_fallbacks", "gtf_norm", "skipped_steps",
+                "diverged_steps", "batch_loss"):
         assert key in hist.history
     assert 1 <= hist.history["deer_iterations"][-1] <= 10
     assert hist.history["deer_fallbacks"][-1] == 0.0
@@ -154,21 +202,23 @@ def test_schedules_reach_the_train_step(schedule, expected):
 
 def test_default_model_anneals_alpha_adaptively():
     x = lorenz_windows(48, 30)
-    model = DSRModel(hidden_dim=8)  # alpha="adaptive": AdaptiveGTF added by fit
+    model = DSRModel(hidden_dim=8)  # alpha="adaptive": the lab's AdaptiveForcing
     model.compile(optimizer="adam")
     rec = Recorder()
     model.fit(x, batch_size=8, epochs=1, verbose=0, callbacks=[rec])
-    assert rec.seen[:5] == [1.0] * 5  # alpha_0 = 1, first update after k = 5 batches
-    assert rec.seen[5] < 1.0
-    assert model.get_config()["alpha"] == "adaptive"
+    assert rec.seen[:4] == [1.0] * 4  # alpha_0 = 1; the 5th batch (k = 5) updates first
+    assert rec.seen[4] < 1.0
+    assert model.get_config()["gtf"]["class_name"] == "AdaptiveForcing"
 
 
 def test_adaptive_rule():
-    cb = AdaptiveGTF(k=5, gamma=0.999, alpha_0=1.0)
-    assert cb.update(2.0) == pytest.approx(0.999 * 1.0 + 0.001 * 0.5)
-    cb.alpha = 0.1
-    assert cb.update(4.0) == pytest.approx(0.75)  # an increase is taken at once
-    assert cb.update(0.5) == pytest.approx(0.999 * 0.75)  # G < 1: estimate 0
+    rule = AdaptiveForcing(k=5, gamma=0.999, alpha_0=1.0)
+    value = lambda alpha, g: float(to_np(rule.update(ops.convert_to_tensor(alpha),
+                                                     ops.convert_to_tensor(g))))
+    assert value(1.0, 2.0) == pytest.approx(0.999 * 1.0 + 0.001 * 0.5)
+    assert value(0.1, 4.0) == pytest.approx(0.75)  # an increase is taken at once
+    assert value(0.75, 0.5) == pytest.approx(0.999 * 0.75)  # G < 1: estimate 0
+    assert value(0.3, float("nan")) == pytest.approx(0.3)  # no finite estimate: unchanged
 
 
 def test_weak_forcing_falls_back_and_is_logged():
@@ -193,7 +243,7 @@ def test_generate_matches_cell_loop():
     for t in range(50):
         z = to_np(model.cell(ops.convert_to_tensor(z)))
         np.testing.assert_allclose(latent[:, t], z, atol=1e-5, rtol=1e-5)
-    np.testing.assert_array_equal(obs, latent[..., :3])
+    np.testing.assert_allclose(obs, latent[..., :3], atol=1e-6)
     assert model.generate(x[0, 0], 7).shape == (7, 3)
 
 
@@ -321,3 +371,7 @@ def test_bad_input():
         model.generate(x[:, 0], 0)
     with pytest.raises(ValueError, match="N <= M"):
         DSRModel(latent_dim=2).build((None, 10, 3))
+    with pytest.raises(ValueError, match="`forcing`"):
+        DSRModel(hidden_dim=8, forcing="some").build((None, 10, 3))
+    with pytest.raises(ValueError, match="`observation`"):
+        DSRModel(hidden_dim=8, observation="linear").build((None, 10, 3))

@@ -55,10 +55,13 @@ def test_fit_on_data_alone_decreases_one_step_loss(fitted, windows):
     pred = model.predict(windows, batch_size=100, verbose=0)
     assert pred.shape == (100, 39, N)
     mse = np.mean((pred.astype("float64") - windows[:, 1:]) ** 2)
-    np.testing.assert_allclose(model.evaluate(windows, batch_size=100, verbose=0), mse, rtol=1e-4)
+    np.testing.assert_allclose(
+        model.evaluate(windows, batch_size=100, verbose=0, return_dict=True)["loss"], mse,
+        rtol=1e-4)
     # ... identical to passing the targets explicitly.
     np.testing.assert_allclose(
-        model.evaluate(windows, windows[:, 1:], batch_size=100, verbose=0), mse, rtol=1e-4
+        model.evaluate(windows, windows[:, 1:], batch_size=100, verbose=0,
+                       return_dict=True)["loss"], mse, rtol=1e-4
     )
     # It beats persistence clearly, so it learned something of the flow.
     assert mse < 0.5 * persistence

@@ -1,10 +1,8 @@
 """Rebuild a zoo preset from scratch: simulate, train with GTF-DEER, evaluate, ship.
 
-Each preset has a folder ``zoo/<name>/`` with ``recipe.json`` (the system, the
-:class:`keras_dsr.recipes.Recipe` fields and optionally ``tries``, the number of
-initialisations to train; the best on a validation trajectory is kept; ``select_epochs``,
-checkpoints that compete too; ``finetune``, a second phase from the winner, see
-:func:`load_finetune`). This script
+Each preset has a folder ``zoo/<name>/`` with ``recipe.json`` (the system and the
+:class:`keras_dsr.recipes.Recipe` fields, among them ``tries``, ``select_epochs`` and
+``finetune``: the model selection on a validation trajectory). This script
 trains it with :func:`keras_dsr.recipes.train`, measures the free-running model against a
 held-out test trajectory (D_stsp, D_H, PE(20), lambda_max) next to the floor of an
 independent true trajectory and the true lambda_max, writes the model card
@@ -38,8 +36,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from keras_dsr import zoo  # noqa: E402
 from keras_dsr.measures import evaluate  # noqa: E402
-from keras_dsr.recipes import (  # noqa: E402
-    Recipe, _simulate_like, _true_scores, train, training_windows)
+from keras_dsr.recipes import Recipe, floor_scores, simulate_like, train  # noqa: E402
 from keras_dsr.systems import lyapunov_max, simulate  # noqa: E402
 from keras_dsr.zoo.criteria import (  # noqa: E402
     TEST_LENGTH, check_scores, held_out_length, lyap_steps, preset_scores, true_reference)
@@ -58,98 +55,19 @@ def recipes():
 
 
 def load_recipe(name):
-    """``(system, recipe, tries, select_epochs)`` of preset ``name`` (``zoo/<name>/recipe.json``).
+    """``(system, recipe)`` of preset ``name`` (``zoo/<name>/recipe.json``).
 
-    ``select_epochs`` (optional, default none): epochs (1-based, ``steps_per_epoch``
-    Adam steps each) after which every initialisation is also scored on the
-    validation trajectory; the best checkpoint, these or the final one, is kept.
+    The file holds the system and the :class:`~keras_dsr.recipes.Recipe` fields; the
+    model-selection fields (``tries``, ``select_epochs``, ``finetune``) may stand beside
+    the recipe too, as they did before they became Recipe fields.
     """
     with open(os.path.join(HERE, name, "recipe.json")) as fh:
         spec = json.load(fh)
-    epochs = sorted(int(e) for e in spec.get("select_epochs", ()))
-    n_epochs = -(-spec["recipe"].get("steps", Recipe().steps)
-                 // spec["recipe"].get("steps_per_epoch", Recipe().steps_per_epoch))
-    if any(not 1 <= e < n_epochs for e in epochs):
-        raise ValueError(f"{name}: select_epochs must lie in [1, {n_epochs}) (the final "
-                         f"epoch {n_epochs} is always scored), got {epochs}.")
-    return (spec["system"], Recipe.from_dict(spec["recipe"]), int(spec.get("tries", 1)),
-            epochs)
-
-
-FINETUNE_KEYS = {"alpha", "learning_rate", "steps", "every"}
-
-
-def load_finetune(name):
-    """The optional ``"finetune"`` phase of preset ``name``'s ``recipe.json`` (or None).
-
-    ``{"alpha": a, "learning_rate": lr, "steps": S, "every": E}``: after the model
-    selection, the winner trains ``S`` more Adam steps (learning rate ``lr``
-    cosine-decayed to 1 %) with a constant GTF ``alpha`` (``a`` in (0, 1)), and is
-    scored on the validation trajectory every ``E`` steps; the best of these checkpoints
-    and the starting weights is kept. Why: adaptive GTF's alpha corrects a model's phase
-    at every step, so its loss barely sees a small time-scale error that D_H punishes;
-    a weaker constant forcing at a low learning rate refines it (Rössler at dt 0.1,
-    ``benchmarks/recipe_search/RESULTS_zoo.md``, session 9).
-    """
-    with open(os.path.join(HERE, name, "recipe.json")) as fh:
-        spec = json.load(fh)
-    ft = spec.get("finetune")
-    if ft is None:
-        return None
-    if not isinstance(ft, dict) or set(ft) != FINETUNE_KEYS:
-        raise ValueError(f"{name}: finetune must be a dict with keys {sorted(FINETUNE_KEYS)}, "
-                         f"got {ft!r}.")
-    steps_per_epoch = spec["recipe"].get("steps_per_epoch", Recipe().steps_per_epoch)
-    if not 0.0 < ft["alpha"] < 1.0 or not ft["learning_rate"] > 0:
-        raise ValueError(f"{name}: finetune alpha must be in (0, 1) and learning_rate > 0, "
-                         f"got {ft!r}.")
-    if (ft["every"] < 1 or ft["every"] % steps_per_epoch or ft["steps"] < ft["every"]
-            or ft["steps"] % ft["every"]):
-        raise ValueError(f"{name}: finetune steps must be a multiple of every, and every "
-                         f"a positive multiple of steps_per_epoch ({steps_per_epoch}), "
-                         f"got {ft!r}.")
-    return dict(ft)
-
-
-def finetune(model, recipe, x, ft, score_fn, start_score, verbose=0):
-    """The ``finetune`` phase (:func:`load_finetune`) from ``model``'s weights, in place.
-
-    ``score_fn(model) -> (score, scores)`` scores on validation data; the best of the
-    checkpoints every ``ft["every"]`` steps and the start (``start_score``) is kept.
-    Keras's ``fit`` permutes the order of each epoch's batches with Python's global
-    ``random`` (its default ``shuffle=True``; :class:`~keras_dsr.data.TrajectoryWindows`),
-    so two unseeded runs from the same weights differ (``RESULTS_zoo.md``, sessions 9
-    and 10); here the state continues from :func:`~keras_dsr.recipes.train`'s
-    ``set_random_seed`` in the same build, which keeps builds reproducible.
-
-    Returns:
-        ``(row, seconds)``: ``row`` for the card (scores per step, the kept step, 0 for
-        the start) and the wall-clock time of the phase.
-    """
-    import time
-
-    from keras_dsr.callbacks import ConstantAlpha
-
-    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
-        ft["learning_rate"], ft["steps"], alpha=0.01)))
-    windows = training_windows(recipe, x, seed=recipe.weight_seed + 7)
-    best = (start_score, 0, None, [np.array(w) for w in model.get_weights()])
-    scores, t0 = {}, time.perf_counter()
-    for k in range(ft["steps"] // ft["every"]):
-        model.fit(windows, epochs=ft["every"] // recipe.steps_per_epoch, verbose=verbose,
-                  callbacks=[ConstantAlpha(ft["alpha"])])
-        score, s = score_fn(model)
-        step = (k + 1) * ft["every"]
-        scores[step] = round(float(score), 3)
-        print(f"   finetune step {step}: validation score {score:.3f}", flush=True)
-        if score < best[0]:
-            best = (score, step, s, [np.array(w) for w in model.get_weights()])
-    model.set_weights(best[3])
-    row = {"scores": scores, "kept_step": best[1], "val_score": float(best[0])}
-    if best[2] is not None:
-        row.update(val_dstsp=float(best[2]["dstsp"]), val_dh=float(best[2]["dh"]),
-                   val_lyap=float(best[2]["lyap"]))
-    return row, time.perf_counter() - t0
+    fields = dict(spec["recipe"])
+    for key in ("tries", "select_epochs", "finetune"):
+        if key in spec:
+            fields[key] = spec[key]
+    return spec["system"], Recipe.from_dict(fields)
 
 
 def machine():
@@ -177,100 +95,42 @@ def validation_score(scores, floor, lyap_true):
     return max(scores["dstsp"] / (floor["dstsp"] + 0.2), scores["dh"] / (2 * floor["dh"]), rel)
 
 
-class _Checkpoints(keras.callbacks.Callback):
-    """Scores the model on validation data after the given epochs; keeps every result.
-
-    ``score_fn(model) -> (score, scores)``; ``self.rows`` collects
-    ``(score, epoch, scores, weights)``.
-    """
-
-    def __init__(self, epochs, score_fn):
-        super().__init__()
-        self.epochs, self.score_fn, self.rows = set(epochs), score_fn, []
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 in self.epochs:
-            score, s = self.score_fn(self.model)
-            self.rows.append((score, epoch + 1, s, [np.array(w) for w in self.model.get_weights()]))
-            print(f"   checkpoint epoch {epoch + 1}: validation score {score:.3f}", flush=True)
-
-
-def train_candidates(system, recipe, tries, verbose=2, select_epochs=(), finetune_spec=None):
-    """Train ``tries`` initialisations of ``recipe`` on the same data; keep the best.
-
-    With ``tries > 1`` (or ``select_epochs``) each candidate (weights and window order
-    from ``init_seed = weight_seed + 1000 i``) is scored on a *validation* trajectory
+def train_candidates(system, recipe, verbose=2):
+    """Train ``recipe`` (its ``tries``, ``select_epochs`` and ``finetune``) with
+    :func:`keras_dsr.recipes.train`, scoring candidates on a *validation* trajectory
     (data seed + 3; its floor: seed + 4), never on the test set (seed + 1) that the
-    criteria use, and the one with the lowest :func:`validation_score` wins (its
-    lambda_max term needs no data: the model's own exponent against the true one).
-    With ``select_epochs`` the checkpoints after those epochs compete too (early
-    stopping on the validation score): a candidate is a (initialisation, epoch) pair.
-    With ``finetune_spec`` (:func:`load_finetune`) the winner then runs :func:`finetune`.
+    criteria use; the score is :func:`validation_score`.
 
     Returns:
-        ``(model, recipe, train_traj, seconds, history, candidates, ft_row)``; ``recipe``
-        is the winner's (with its ``init_seed``), ``seconds`` its training time (with the
-        checkpoint scoring and fine-tuning), ``candidates`` one row per initialisation
-        for the card and ``ft_row`` the fine-tuning's (None without one).
+        ``(model, recipe, train_traj, seconds, history, report)``: ``report`` is that
+        of ``train`` (the kept ``init_seed`` among them) plus the validation measures
+        of the kept model.
     """
     train_traj = simulate(system, recipe.train_length, dt=recipe.dt, seed=recipe.seed)
-    validate = tries > 1 or bool(select_epochs) or finetune_spec is not None
-    if validate:
-        n_val = val_length(system, train_traj.dt)
-        val = _simulate_like(system, n_val, recipe.seed + 3, train_traj)
-        other = _simulate_like(system, n_val, recipe.seed + 4, train_traj)
-        val_floor = _true_scores(val.x, other.x, ("dstsp", "dh"))
-        lyap_true = float(lyapunov_max(system))
+    n_val = val_length(system, train_traj.dt)
+    val = simulate_like(system, n_val, recipe.seed + 3, train_traj)
+    other = simulate_like(system, n_val, recipe.seed + 4, train_traj)
+    val_floor = floor_scores(val.x, other.x)
+    lyap_true = float(lyapunov_max(system))
+
+    def measures(model):
+        return evaluate(model, val.x, measures=("dstsp", "dh", "lyap"), dt=train_traj.dt,
+                        lyap_steps=lyap_steps(train_traj.dt, system))
 
     def score_fn(model):
-        s = evaluate(model, val.x, measures=("dstsp", "dh", "lyap"), dt=train_traj.dt,
-                     lyap_steps=lyap_steps(train_traj.dt, system))
-        return validation_score(s, val_floor, lyap_true), s
+        return validation_score(measures(model), val_floor, lyap_true)
 
-    best, candidates = None, []
-    for i in range(tries):
-        r = recipe if i == 0 else recipe.replace(init_seed=recipe.weight_seed + 1000 * i)
-        ckpt = _Checkpoints(select_epochs, score_fn)
-        model, history, seconds = train(r, train_traj.x, verbose=verbose,
-                                        callbacks=[ckpt] if select_epochs else ())
-        row = {"init_seed": r.weight_seed, "train_seconds": round(seconds, 1)}
-        score = 0.0
-        if validate:
-            score, s = score_fn(model)
-            n_epochs = len(history.history.get("loss", ())) or max(select_epochs, default=0) + 1
-            epoch, weights = n_epochs, None
-            if ckpt.rows:
-                row["checkpoints"] = {e: round(float(c), 3) for c, e, _, _ in ckpt.rows}
-                row["checkpoints"][n_epochs] = round(float(score), 3)
-                c_score, c_epoch, c_s, c_w = min(ckpt.rows, key=lambda c: c[0])
-                if c_score < score:  # an earlier checkpoint beats the final weights
-                    score, epoch, s, weights = c_score, c_epoch, c_s, c_w
-                    model.set_weights(weights)
-            row.update(val_dstsp=float(s["dstsp"]), val_dh=float(s["dh"]),
-                       val_lyap=float(s["lyap"]), val_floor=val_floor, val_score=float(score),
-                       epoch=epoch)
-            print(f"   candidate {i}: {row}", flush=True)
-        candidates.append(row)
-        if best is None or score < best[0]:
-            best = (score, model, r, seconds, history)
-    score, model, r, seconds, history = best
-    ft_row = None
-    if finetune_spec is not None:
-        ft_row, ft_seconds = finetune(model, r, train_traj.x, finetune_spec, score_fn, score)
-        ft_row.update(finetune_spec, seconds=round(ft_seconds, 1))
-        seconds += ft_seconds
-        print(f"   finetune: {ft_row}", flush=True)
-    return model, r, train_traj, seconds, history, candidates, ft_row
+    model, history, seconds = result = train(recipe, train_traj.x, score_fn=score_fn,
+                                             verbose=verbose)
+    report = dict(result.report, val_floor=val_floor, val_measures=measures(model))
+    return model, recipe, train_traj, seconds, history, report
 
 
 def build(name, verbose=2):
-    system, recipe, tries, select_epochs = load_recipe(name)
-    print(f"== {name}: {system}, {tries} tries, checkpoints after epochs {select_epochs}, "
-          f"recipe {recipe.to_dict()}", flush=True)
-    ft_spec = load_finetune(name)
-    model, recipe, train_traj, seconds, history, candidates, ft_row = train_candidates(
-        system, recipe, tries, verbose=verbose, select_epochs=select_epochs,
-        finetune_spec=ft_spec)
+    system, recipe = load_recipe(name)
+    print(f"== {name}: {system}, recipe {recipe.to_dict()}", flush=True)
+    model, recipe, train_traj, seconds, history, report = train_candidates(
+        system, recipe, verbose=verbose)
     # Install into the package first, then score the installed file (what users load).
     entry = zoo.install_preset(model, name, system, train_traj.dt, train_traj.mean,
                                train_traj.std, recipe=recipe)
@@ -283,8 +143,9 @@ def build(name, verbose=2):
     final = {k: float(v[-1]) for k, v in history.history.items()}
     entry["card"] = {
         "scores": scores, "floor": ref["floor"], "lyap_true": ref["lyap"],
-        "criteria_met": ok, "train_seconds": round(seconds, 1), "candidates": candidates,
-        "finetune": ft_row,
+        "criteria_met": ok, "train_seconds": round(seconds, 1),
+        "candidates": report["candidates"], "finetune": report["finetune"],
+        "validation": {"floor": report["val_floor"], "measures": report["val_measures"]},
         "final_logs": final, "machine": machine(),
         "date": datetime.date.today().isoformat(),
     }
@@ -324,33 +185,32 @@ def _other_backends_agree(name, lines):
     return ok
 
 
-def _candidate_lines(candidates):
+def _candidate_lines(card):
     """Card lines on the initialisations tried (model selection on validation data)."""
+    candidates = card["candidates"]
     if len(candidates) < 2 and not candidates[0].get("checkpoints"):
         return []
-    per = (" after the epochs listed and at the end"
-           if any(c.get("checkpoints") for c in candidates) else "")
     n = len(candidates)
     out = [f"- Model selection: {n} initialisation{'s' if n > 1 else ''} on the same data, each "
-           f"scored{per} on a validation trajectory (data seed + 3, floor seed + 4; not the "
-           "test set); kept the lowest max(D_stsp / (floor + 0.2), D_H / (2 floor), "
-           "|lambda_max - true| / (0.15 true)):"]
+           "scored on a validation trajectory (data seed + 3, floor seed + 4; not the test "
+           "set); kept the lowest max(D_stsp / (floor + 0.2), D_H / (2 floor), "
+           "|lambda_max - true| / (0.15 true)) (<= 1: every criterion met):"]
     for c in candidates:
-        lyap = f"lambda_max {c['val_lyap']:.4g}, " if "val_lyap" in c else ""
-        ckpts = ""
-        if c.get("checkpoints"):
-            ckpts = (f" (kept epoch {c['epoch']}; scores after epochs " + ", ".join(
-                f"{e}: {v:.2f}" for e, v in sorted(c["checkpoints"].items(),
-                                                  key=lambda kv: int(kv[0]))) + ")")
-        out.append(f"  - init_seed {c['init_seed']}: {c['train_seconds']} s, validation "
-                   f"D_stsp {c['val_dstsp']:.3f} (floor {c['val_floor']['dstsp']:.3f}), "
-                   f"D_H {c['val_dh']:.3f} (floor {c['val_floor']['dh']:.3f}), {lyap}"
-                   f"score {c['val_score']:.2f}{ckpts}")
+        ckpts = ", ".join(f"epoch {e}: {v:.2f}" for e, v in sorted(
+            c.get("checkpoints", {}).items(), key=lambda kv: int(kv[0])))
+        out.append(f"  - init_seed {c['init_seed']}: {c['train_seconds']} s; kept epoch "
+                   f"{c['epoch']}, score {c['score']:.2f} ({ckpts})")
+    val = card.get("validation")
+    if val:
+        m, f = val["measures"], val["floor"]
+        out.append(f"  - kept model on validation: D_stsp {m['dstsp']:.3f} (floor "
+                   f"{f['dstsp']:.3f}), D_H {m['dh']:.3f} (floor {f['dh']:.3f}), lambda_max "
+                   f"{m['lyap']:.4g}")
     return out
 
 
 def _finetune_lines(row):
-    """Card lines on the fine-tuning phase (:func:`finetune`), if any."""
+    """Card lines on the fine-tuning phase (Recipe ``finetune``), if any."""
     if not row:
         return []
     kept = ("the starting weights (no checkpoint beat them)" if row["kept_step"] == 0
@@ -360,7 +220,7 @@ def _finetune_lines(row):
             f"{row['seconds']} s; validation score every {row['every']} steps: "
             + ", ".join(f"{k}: {v:.2f}" for k, v in sorted(row["scores"].items(),
                                                           key=lambda kv: int(kv[0])))
-            + f"; kept {kept} (score {row['val_score']:.2f})."]
+            + f"; kept {kept} (score {row['score']:.2f})."]
 
 
 def _write_card(name, system, recipe, entry, lines, ok):
@@ -384,7 +244,7 @@ def _write_card(name, system, recipe, entry, lines, ok):
         "## Training",
         f"- Recipe: `{json.dumps(recipe.to_dict())}`",
         f"- Time: {card['train_seconds']} s on {card['machine']} ({card['date']}).",
-        *_candidate_lines(card["candidates"]),
+        *_candidate_lines(card),
         *_finetune_lines(card.get("finetune")),
         f"- Final logs (last epoch{' of phase one' if card.get('finetune') else ''}): "
         f"{json.dumps({k: float(f'{v:.5g}') for k, v in card['final_logs'].items()})}",
@@ -409,7 +269,15 @@ def main(argv=None):
     unknown = [n for n in names if n not in recipes()]
     if unknown:
         parser.error(f"no recipe for {unknown}; known: {recipes()}")
-    results = {n: build(n) for n in names}
+    from keras_dsr.models.engine import TrainingDiverged
+
+    results = {}
+    for n in names:
+        try:
+            results[n] = build(n)
+        except TrainingDiverged as e:  # nothing is installed or written
+            print(f"zoo/build.py {n}: {e}", file=sys.stderr)
+            return 1
     print({n: ("criteria met" if ok else "criteria NOT met") for n, ok in results.items()})
     return 0 if all(results.values()) else 1
 

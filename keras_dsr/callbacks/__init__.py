@@ -1,4 +1,4 @@
-"""Keras callbacks of keras_dsr: GTF alpha schedules, attractor measures, NaN guard."""
+"""Keras callbacks of keras_dsr: GTF alpha schedules, attractor measures, checkpoint selection."""
 
 from keras_dsr.callbacks.gtf import (
     AdaptiveGTF,
@@ -7,19 +7,23 @@ from keras_dsr.callbacks.gtf import (
     ExponentialAlpha,
     LinearAlpha,
     get_alpha,
+    install_schedule,
     set_alpha,
 )
 from keras_dsr.callbacks.guard import NonFiniteGuard
 from keras_dsr.callbacks.measures import DSRMeasures
+from keras_dsr.callbacks.selection import BestCheckpoint
 
 __all__ = [
     "AdaptiveGTF",
     "AlphaSchedule",
+    "BestCheckpoint",
     "ConstantAlpha",
     "DSRMeasures",
     "ExponentialAlpha",
     "LinearAlpha",
     "NonFiniteGuard",
     "get_alpha",
+    "install_schedule",
     "set_alpha",
 ]

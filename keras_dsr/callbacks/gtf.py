@@ -1,20 +1,24 @@
-"""Schedules of the GTF forcing ``alpha`` as Keras callbacks (DESIGN §2.3).
+"""GTF forcing schedules as Keras callbacks.
 
-Every callback sets the alpha used by the *next* train step. The new value takes
-effect in the compiled train step at the batch it is set, on every backend: on JAX,
-Keras keeps the model state outside the variables during ``fit`` and would
-silently drop a plain ``variable.assign`` made from a callback, so
-:func:`set_alpha` first syncs that state back (``model.jax_state_sync()``), after
-which the trainer re-reads every variable, the new alpha included. Use
-``steps_per_execution=1`` (the default) so that every batch is its own step.
+The forcing ``alpha`` is state of the compiled train step: a
+:class:`~keras_dsr.schedules.ForcingSchedule` evaluated on every batch before its
+forward pass (:mod:`keras_dsr.schedules`). These callbacks are the familiar way to
+choose one for a single ``fit``: at ``on_train_begin`` each installs its schedule in
+the model's train step (alpha restarts at the schedule's initial value, its step
+count at 0) and does nothing per batch, so they cost no host round trip and work
+with ``steps_per_execution > 1``. ``fit(..., callbacks=[AdaptiveGTF()])`` gives the
+same alphas as ``DSRModel(gtf=AdaptiveForcing())``.
+
+:func:`set_alpha` is the manual override: it switches the model to
+:class:`~keras_dsr.schedules.ManualForcing` (alpha stays where it is set) and sets
+the value used from the next train step on.
 """
-
-import math
 
 import keras
 from keras import ops
 
-from keras_dsr.layers.gtf_deer import GTFDEERLayer, _check_alpha
+from keras_dsr import schedules as schedules_lib
+from keras_dsr.layers.gtf_deer import GTFDEERLayer
 
 
 def _gtf_layer(model):
@@ -27,55 +31,73 @@ def _gtf_layer(model):
     raise ValueError(f"The model {model.name!r} has no GTFDEERLayer: there is no alpha to set.")
 
 
-def set_alpha(model, value):
-    """Set the GTF forcing of ``model`` so that the next train step uses ``value``."""
-    value = _check_alpha(value)
-    layer = _gtf_layer(model)
-    if keras.backend.backend() == "jax" and hasattr(model, "jax_state_sync"):
+def _sync(model):
+    if keras.backend.backend() == "jax" and getattr(model, "_jax_state", None) is not None:
         model.jax_state_sync()  # bring the trainer's state back into the variables
+
+
+def install_schedule(model, schedule, reset=True):
+    """Make ``schedule`` the forcing schedule of ``model``'s compiled train step.
+
+    With ``reset`` alpha restarts at ``schedule.initial_alpha`` and the schedule's
+    step count at 0. Rebuilds the train function when one exists.
+    """
+    schedule = schedules_lib.get(schedule)
+    if hasattr(model, "set_schedule"):
+        model.set_schedule(schedule, reset=reset)
+        return
+    layer = _gtf_layer(model)
+    layer.schedule = schedule
+    if reset and layer.built:
+        _sync(model)
+        layer.alpha.assign(schedule.initial_alpha)
+        layer.forcing_step.assign(0)
+    if getattr(model, "train_function", None) is not None:
+        model.make_train_function(force=True)
+
+
+def set_alpha(model, value):
+    """Set the GTF forcing of ``model`` so that the next train step uses ``value``.
+
+    Switches the model to :class:`~keras_dsr.schedules.ManualForcing` (once; the
+    train function is rebuilt then) so that no schedule overrides the value.
+    """
+    value = schedules_lib.check_alpha(value)
+    layer = _gtf_layer(model)
+    if not isinstance(layer.schedule, schedules_lib.ManualForcing):
+        install_schedule(model, schedules_lib.ManualForcing(value), reset=False)
+    _sync(model)
     layer.alpha.assign(value)
 
 
 def get_alpha(model):
     """The GTF forcing currently set in ``model`` (a float)."""
     layer = _gtf_layer(model)
-    if keras.backend.backend() == "jax" and hasattr(model, "jax_state_sync"):
-        model.jax_state_sync()
+    _sync(model)
     return float(ops.convert_to_numpy(layer.alpha))
 
 
 class AlphaSchedule(keras.callbacks.Callback):
-    """Base class: ``alpha = self.value(step)`` set before every train batch.
+    """Base class: a callback that installs ``self.schedule`` at ``on_train_begin``."""
 
-    ``step`` counts train batches from the start of ``fit`` (0, 1, 2, ...).
-    Subclasses implement :meth:`value`.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.step = 0
-        self._current = None
-
-    def value(self, step):  # pragma: no cover - abstract
-        raise NotImplementedError
+    schedule = None
 
     def on_train_begin(self, logs=None):
-        self.step = 0
-        self._current = None
+        install_schedule(self.model, self.schedule)
 
-    def on_train_batch_begin(self, batch, logs=None):
-        new = float(self.value(self.step))
-        if new != self._current:
-            set_alpha(self.model, new)
-            self._current = new
+    def value(self, step):
+        """The alpha of train step ``step`` (0-based) for the step-only schedules."""
+        alpha = ops.convert_to_tensor(self.schedule.initial_alpha, dtype="float32")
+        out, _ = self.schedule(ops.convert_to_tensor(step, dtype="int32"), alpha, None)
+        return float(ops.convert_to_numpy(out))
 
-    def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
+    def get_config(self):
+        return self.schedule.get_config()
 
 
 @keras.saving.register_keras_serializable(package="keras_dsr")
 class ConstantAlpha(AlphaSchedule):
-    """``alpha`` fixed for the whole of training.
+    """``alpha`` fixed for the whole of training (:class:`~keras_dsr.schedules.ConstantForcing`).
 
     Example:
         >>> model.fit(x, callbacks=[ConstantAlpha(0.2)])
@@ -83,18 +105,14 @@ class ConstantAlpha(AlphaSchedule):
 
     def __init__(self, alpha):
         super().__init__()
-        self.alpha = _check_alpha(alpha)
-
-    def value(self, step):
-        return self.alpha
-
-    def get_config(self):
-        return {"alpha": self.alpha}
+        self.schedule = schedules_lib.ConstantForcing(alpha)
+        self.alpha = self.schedule.alpha
 
 
 @keras.saving.register_keras_serializable(package="keras_dsr")
 class LinearAlpha(AlphaSchedule):
-    """``alpha = start + (end - start) * min(step / decay_steps, 1)``.
+    """``alpha = start + (end - start) * min(step / decay_steps, 1)``
+    (:class:`~keras_dsr.schedules.LinearForcing`).
 
     Example:
         >>> LinearAlpha(1.0, 0.1, decay_steps=1000)
@@ -102,22 +120,13 @@ class LinearAlpha(AlphaSchedule):
 
     def __init__(self, start, end, decay_steps):
         super().__init__()
-        self.start, self.end = _check_alpha(start), _check_alpha(end)
-        if not isinstance(decay_steps, int) or decay_steps < 1:
-            raise ValueError(f"`decay_steps` must be a positive int, got {decay_steps!r}.")
-        self.decay_steps = decay_steps
-
-    def value(self, step):
-        frac = min(step / self.decay_steps, 1.0)
-        return self.start + (self.end - self.start) * frac
-
-    def get_config(self):
-        return {"start": self.start, "end": self.end, "decay_steps": self.decay_steps}
+        self.schedule = schedules_lib.LinearForcing(start, end, decay_steps)
 
 
 @keras.saving.register_keras_serializable(package="keras_dsr")
 class ExponentialAlpha(AlphaSchedule):
-    """``alpha = end + (start - end) * decay_rate ** (step / decay_steps)``.
+    """``alpha = end + (start - end) * decay_rate ** (step / decay_steps)``
+    (:class:`~keras_dsr.schedules.ExponentialForcing`).
 
     Example:
         >>> ExponentialAlpha(1.0, 0.05, decay_rate=0.5, decay_steps=200)  # half-life 200
@@ -125,87 +134,38 @@ class ExponentialAlpha(AlphaSchedule):
 
     def __init__(self, start, end, decay_rate, decay_steps=1):
         super().__init__()
-        self.start, self.end = _check_alpha(start), _check_alpha(end)
-        if not 0.0 < float(decay_rate) <= 1.0:
-            raise ValueError(f"`decay_rate` must be in (0, 1], got {decay_rate!r}.")
-        if not isinstance(decay_steps, int) or decay_steps < 1:
-            raise ValueError(f"`decay_steps` must be a positive int, got {decay_steps!r}.")
-        self.decay_rate, self.decay_steps = float(decay_rate), decay_steps
-
-    def value(self, step):
-        return self.end + (self.start - self.end) * self.decay_rate ** (step / self.decay_steps)
-
-    def get_config(self):
-        return {"start": self.start, "end": self.end, "decay_rate": self.decay_rate,
-                "decay_steps": self.decay_steps}
+        self.schedule = schedules_lib.ExponentialForcing(start, end, decay_rate, decay_steps)
 
 
 @keras.saving.register_keras_serializable(package="keras_dsr")
-class AdaptiveGTF(keras.callbacks.Callback):
-    """Adaptive GTF (aGTF, Hess et al. ICML 2023) with the lab's annealing rule.
+class AdaptiveGTF(AlphaSchedule):
+    """Adaptive GTF (aGTF, Hess et al. ICML 2023) with the lab's annealing rule
+    (:class:`~keras_dsr.schedules.AdaptiveForcing`).
 
-    The model's train step estimates G, a norm of the Jacobians ``dF/dz`` at the
-    data-inferred states (the model's ``alpha_estimator``; logged as ``gtf_norm``).
-    Starting from ``alpha = alpha_0``, every ``k`` batches:
+    Starting from ``alpha = alpha_0``, every ``k``-th batch, before its forward pass,
+    the train step estimates G, a norm of the Jacobians ``dF/dz`` at the batch's
+    data-inferred states (logged as ``gtf_norm``), and sets
 
         alpha_est = max(0, 1 - 1 / G)
         alpha = alpha_est                                  if alpha_est > alpha
         alpha = gamma * alpha + (1 - gamma) * alpha_est    otherwise
 
     Args:
-        estimator: optional estimator name (see
-            :class:`~keras_dsr.layers.GTFDEERLayer`); when given it replaces the
-            model's and the train function is rebuilt.
+        estimator: the estimator (default ``"product_upper_bound"``; see
+            :data:`keras_dsr.schedules.ESTIMATORS`).
         k: batches between updates (default 5).
         gamma: smoothing of decreases (default 0.999).
         alpha_0: initial alpha (default 1.0).
+        estimate_points: None (all time steps) or a cap per sequence.
 
     Example:
         >>> model.fit(windows, epochs=20, callbacks=[AdaptiveGTF()])
     """
 
-    def __init__(self, estimator=None, k=5, gamma=0.999, alpha_0=1.0):
+    def __init__(self, estimator="product_upper_bound", k=5, gamma=0.999, alpha_0=1.0,
+                 estimate_points=None):
         super().__init__()
-        from keras_dsr.layers.gtf_deer import ESTIMATORS
-
-        if estimator is not None and estimator not in ESTIMATORS:
-            raise ValueError(f"`estimator` must be one of {ESTIMATORS} or None, got {estimator!r}.")
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"`k` must be a positive int, got {k!r}.")
-        if not 0.0 <= float(gamma) <= 1.0:
-            raise ValueError(f"`gamma` must be in [0, 1], got {gamma!r}.")
-        self.estimator, self.k, self.gamma = estimator, k, float(gamma)
-        self.alpha_0 = _check_alpha(alpha_0)
-        self.alpha = self.alpha_0
-        self.batches = 0
-
-    def on_train_begin(self, logs=None):
-        layer = _gtf_layer(self.model)
-        if self.estimator is not None and layer.alpha_estimator != self.estimator:
-            layer.alpha_estimator = self.estimator
-            self.model.make_train_function(force=True)
-        self.alpha = self.alpha_0
-        self.batches = 0
-        set_alpha(self.model, self.alpha)
-
-    def update(self, norm):
-        """Apply the annealing rule for a new estimate ``norm`` (G); returns alpha."""
-        if not math.isfinite(norm) or norm <= 0:
-            return self.alpha
-        estimate = max(0.0, 1.0 - 1.0 / norm)
-        if estimate > self.alpha:
-            self.alpha = estimate
-        else:
-            self.alpha = self.gamma * self.alpha + (1.0 - self.gamma) * estimate
-        return self.alpha
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.batches += 1
-        if self.batches % self.k or not logs or "gtf_norm" not in logs:
-            return
-        self.update(float(logs["gtf_norm"]))
-        set_alpha(self.model, self.alpha)
-
-    def get_config(self):
-        return {"estimator": self.estimator, "k": self.k, "gamma": self.gamma,
-                "alpha_0": self.alpha_0}
+        self.schedule = schedules_lib.AdaptiveForcing(
+            estimator=estimator or "product_upper_bound", k=k, gamma=gamma, alpha_0=alpha_0,
+            estimate_points=estimate_points)
+        self.k, self.gamma, self.alpha_0 = self.schedule.k, self.schedule.gamma, alpha_0

@@ -3,29 +3,19 @@
 import keras
 from keras import ops
 
+from keras_dsr import schedules as schedules_lib
 from keras_dsr.ops import deer_solve
 from keras_dsr.ops.auto import resolve_method
+from keras_dsr.ops.norms import jacobian_norm_estimate, spectral_norm
 
-ESTIMATORS = (
-    "product_upper_bound",
-    "parameter_bound",
-    "batch_max",
-    "geometric_mean",
-    "arithmetic_mean",
-)
+OBSERVATIONS = ("identity", "affine")
+FORCINGS = ("full", "partial")
+LATENT_INITS = ("zeros", "learned")
+METHODS = ("deer", "quasi", "damped", "sequential", "auto")
 
-
-def spectral_norm(mats):
-    """Largest singular value of each matrix in ``mats`` ``[..., M, M]`` -> ``[...]``.
-
-    A matrix with a NaN / inf entry gives NaN (PyTorch's SVD would raise on it; the
-    non-finite value then reaches the loss, where ``NonFiniteGuard`` handles it).
-    """
-    mats = ops.convert_to_tensor(mats)  # also a Variable (parameter_norm_bound)
-    ok = ops.all(ops.isfinite(mats), axis=(-2, -1))
-    safe = ops.where(ok[..., None, None], mats, ops.zeros_like(mats))
-    norm = ops.svd(safe, compute_uv=False)[..., 0]
-    return ops.where(ok, norm, ops.full_like(norm, float("nan")))
+# Kept importable under their earlier names.
+ESTIMATORS = schedules_lib.ESTIMATORS
+_check_alpha = schedules_lib.check_alpha
 
 
 def parameter_norm_bound(cell):
@@ -37,7 +27,7 @@ def parameter_norm_bound(cell):
     bounded by its weights) raise ``ValueError``.
     """
     if not hasattr(cell, "a"):
-        raise ValueError(f"alpha_estimator='parameter_bound' needs a PLRNN-family cell "
+        raise ValueError(f"estimator 'jacobian_upper_bound' needs a PLRNN-family cell "
                          f"(diagonal `a` plus connection matrices); {type(cell).__name__} "
                          "has no weight bound on its Jacobian. Use an estimator on the "
                          "data, e.g. 'product_upper_bound'.")
@@ -47,65 +37,82 @@ def parameter_norm_bound(cell):
     return a + spectral_norm(cell.W)
 
 
+def _choice(value, allowed, name):
+    if value not in allowed:
+        raise ValueError(f"GTFDEERLayer: `{name}` must be one of {allowed}, got {value!r}.")
+    return value
+
+
 @keras.saving.register_keras_serializable(package="keras_dsr")
 class GTFDEERLayer(keras.layers.Layer):
-    """The GTF-forced recurrence of a DSR cell, solved by DEER (DESIGN §2.3-2.4).
+    """The GTF-forced recurrence of a DSR cell with its observation model, solved by DEER.
 
-    With a one-step map ``F`` (the cell, latent size M), identity observation of the
-    first N latent units, and data ``x_0..x_{T-1}`` (one window), the data-inferred
-    states are ``zhat_t = [x_t, 0]`` and the forced recurrence is
+    With a one-step map ``F`` (the cell, latent size M), an observation model
+    ``x = O(z)`` of N features and its pseudo-inverse ``O+``, and data
+    ``x_0..x_{T-1}`` (one window), the forced recurrence is
 
-        z~_0 = [x_0, g(x_0)]                      (g: zeros or a learned linear map)
-        z_t  = F(z~_{t-1})                         (unforced prediction)
-        z~_t = z_t - alpha * D (z_t - zhat_t)      (D = diag(1 on the N observed units))
+        zhat_t = O+(x_t)                              (data-inferred states)
+        z~_0   = init(x_0)
+        z_t    = F(z~_{t-1})                           (unforced prediction)
+        z~_t   = (1 - alpha) z_t + alpha zhat_t         (full forcing, default)
 
-    for t = 1..T-1, i.e. full forcing ``(1 - alpha) z_t + alpha zhat_t`` on the
-    observed units and none on the unobserved ones. The whole forced trajectory is
-    solved at once by :func:`keras_dsr.ops.deer_solve` (Jacobian
-    ``(I - alpha D) dF/dz``, data as the initial guess); gradients equal those of
-    sequential GTF training (BPTT through the forced loop).
+    for t = 1..T-1; the output is ``O(z_t)``, the one-step predictions of
+    ``x_1..x_{T-1}`` that the loss compares with the data (docs/method.md,
+    "Generalized teacher forcing"). The forced trajectory is solved at once by
+    :func:`keras_dsr.ops.deer_solve` (Jacobian ``(1 - alpha) dF/dz``, the data-inferred
+    states as initial guess); gradients equal those of sequential GTF (BPTT through
+    the forced loop).
 
-    ``alpha`` is a non-trainable weight (set it with the callbacks of
-    :mod:`keras_dsr.callbacks`). After each call the non-trainable scalars
-    ``iterations`` (Newton iterations), ``fell_back`` (1.0 when the solve fell back
-    to the sequential loop) and, in training, ``jacobian_norm`` (the estimate G of
-    ``||dF/dz||`` used by adaptive GTF, see ``alpha_estimator``) hold diagnostics.
+    Observation models (``observation``):
+
+    * ``"identity"``: the first N latent units are observed, ``O(z) = z[:N]``,
+      ``O+(x) = [x, 0]``; ``init(x_0) = [x_0, L x_0]`` with a learned linear ``L``
+      (``latent_init="learned"``) or ``[x_0, 0]`` (``"zeros"``). Needs N <= M.
+    * ``"affine"``: ``O(z) = B z (+ b)`` with a learned ``B`` (N x M, He-normal
+      initialised as in the Durstewitz lab's code) and, with ``use_bias``, ``b``;
+      ``O+(x) = pinv(B) (x - b)`` and ``init(x_0) = O+(x_0)``. The forcing signals
+      ``zhat`` are held constant in the gradient (as the lab computes them before
+      the forward pass); the initial state is differentiable.
+
+    Forcing (``forcing``): ``"full"`` (the lab's default) forces every latent unit
+    towards ``zhat``; ``"partial"`` forces only the first N units (the others run
+    free).
+
+    alpha: a non-trainable weight, set at every training call by the forcing
+    schedule (``gtf``, a :class:`~keras_dsr.schedules.ForcingSchedule`) *before* the
+    solve, inside the compiled step; ``forcing_step`` counts the training calls. In
+    inference (``training`` false) the current alpha is used unchanged. After each
+    call ``last_diagnostics`` holds the tensors ``alpha``, ``norm`` (the estimate G
+    when the schedule computed one at this step, else NaN), ``iterations`` and
+    ``fell_back`` of that call, for the model's metrics.
 
     Args:
         cell: a :class:`keras_dsr.cells.DSRCell` (``call`` + analytic ``jacobian``).
-        alpha: initial forcing in [0, 1].
-        method: ``"deer"``, ``"quasi"``, ``"damped"`` or ``"sequential"`` (plain
-            loop: BPTT with GTF, the reference), or ``"auto"`` (chosen for the
-            device and latent size by :func:`keras_dsr.ops.auto.choose_method`).
-        latent_init: ``"zeros"`` or ``"learned"`` (a linear map from ``x_0`` to the
-            M - N unobserved units; only used when N < M).
-        alpha_estimator: estimator of G (adaptive GTF; DESIGN §2.3):
-            ``"product_upper_bound"`` (default: max over sequences of the geometric
-            mean over t of ``||J(zhat_t)||_2``), ``"batch_max"`` (max over batch and
-            t), ``"geometric_mean"`` (``||exp(mean_t log|J(zhat_t)|)||_2``, the
-            elementwise geometric mean of the Jacobians' magnitudes), ``"arithmetic_mean"``
-            (``||mean_t J(zhat_t)||_2``), ``"parameter_bound"`` (from the weights,
-            :func:`parameter_norm_bound`). For the data-based ones at most
-            ``estimate_points`` time steps (evenly strided) per sequence are used.
+        gtf: the forcing schedule: a :class:`~keras_dsr.schedules.ForcingSchedule`,
+            ``"adaptive"``, or a number (constant alpha). Default: alpha stays at
+            ``alpha`` (:class:`~keras_dsr.schedules.ManualForcing`).
+        alpha: initial alpha when ``gtf`` is not given.
+        forcing: ``"full"`` or ``"partial"``.
+        observation: ``"identity"`` or ``"affine"``; ``use_bias``: the affine bias.
+        method: ``"deer"``, ``"quasi"``, ``"damped"``, ``"sequential"`` (the plain
+            loop: BPTT with GTF) or ``"auto"`` (:func:`keras_dsr.ops.auto.choose_method`).
+        latent_init: ``"zeros"`` or ``"learned"`` (identity observation with N < M).
         atol, rtol, max_iter: DEER tolerances (defaults of
             :func:`keras_dsr.ops.default_tolerances`).
-        chunk_size: None (default) or a positive int C: each Newton step runs C
-            time steps at a time (:func:`keras_dsr.ops.deer_solve`), so the dense
-            Jacobians of only one chunk ``[B, C, M, M]`` are held at once. Same
-            result; less memory at long T (``benchmarks/RESULTS_scale.md``).
+        chunk_size: None or a positive int C: each Newton step runs C time steps at a
+            time (same result, the dense Jacobians of one chunk in memory).
 
-    Input: ``x`` ``[B, T, N]`` (T >= 2). Output: ``[B, T - 1, N]``, the unforced
-    one-step predictions ``O(z_t)`` of ``x_1..x_{T-1}``.
+    Input: ``x`` ``[B, T, N]`` (T >= 2). Output: ``[B, T - 1, N]``.
 
     Example:
         >>> from keras_dsr.cells import ClippedShallowPLRNN
-        >>> layer = GTFDEERLayer(ClippedShallowPLRNN(latent_dim=3, hidden_dim=20), alpha=0.3)
+        >>> layer = GTFDEERLayer(ClippedShallowPLRNN(latent_dim=5, hidden_dim=20), gtf=0.3)
         >>> y = layer(keras.random.normal((4, 200, 3)))   # [4, 199, 3]
     """
 
-    def __init__(self, cell, alpha=1.0, method="deer", latent_init="zeros",
-                 alpha_estimator="product_upper_bound", estimate_points=512,
-                 atol=None, rtol=None, max_iter=None, chunk_size=None, **kwargs):
+    def __init__(self, cell, gtf=None, alpha=1.0, forcing="full", observation="identity",
+                 use_bias=False, method="deer", latent_init="zeros", atol=None, rtol=None,
+                 max_iter=None, chunk_size=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(cell, dict):
             cell = keras.saving.deserialize_keras_object(cell)
@@ -114,106 +121,142 @@ class GTFDEERLayer(keras.layers.Layer):
                 "GTFDEERLayer: `cell` must be a keras_dsr DSRCell (with `latent_dim`, "
                 f"`call` and `jacobian`), got {type(cell).__name__}."
             )
-        _check_alpha(alpha)
-        if method not in ("deer", "quasi", "damped", "sequential", "auto"):
-            raise ValueError(
-                "GTFDEERLayer: `method` must be one of 'deer', 'quasi', 'damped', "
-                f"'sequential', 'auto', got {method!r}."
-            )
-        if latent_init not in ("zeros", "learned"):
-            raise ValueError(
-                f"GTFDEERLayer: `latent_init` must be 'zeros' or 'learned', got {latent_init!r}."
-            )
-        if alpha_estimator not in ESTIMATORS:
-            raise ValueError(
-                f"GTFDEERLayer: `alpha_estimator` must be one of {ESTIMATORS}, got "
-                f"{alpha_estimator!r}."
-            )
-        if not isinstance(estimate_points, int) or estimate_points < 1:
-            raise ValueError(
-                f"GTFDEERLayer: `estimate_points` must be a positive int, got {estimate_points!r}."
-            )
+        self.schedule = (schedules_lib.ManualForcing(alpha) if gtf is None
+                         else schedules_lib.get(gtf))
+        self.forcing = _choice(forcing, FORCINGS, "forcing")
+        self.observation = _choice(observation, OBSERVATIONS, "observation")
+        self.method = _choice(method, METHODS, "method")
+        self.latent_init = _choice(latent_init, LATENT_INITS, "latent_init")
         if chunk_size is not None and (isinstance(chunk_size, bool)
                                        or not isinstance(chunk_size, int) or chunk_size < 1):
             raise ValueError(
                 f"GTFDEERLayer: `chunk_size` must be a positive int or None, got {chunk_size!r}."
             )
-        self.chunk_size = chunk_size
         self.cell = cell
-        self.initial_alpha = float(alpha)
-        self.method = method
-        self.latent_init = latent_init
-        self.alpha_estimator = alpha_estimator
-        self.estimate_points = estimate_points
+        self.use_bias = bool(use_bias)
+        self.chunk_size = chunk_size
         self.atol, self.rtol, self.max_iter = atol, rtol, max_iter
         self.observed_dim = None
         self.init_map = None
+        self.kernel = self.bias = None
+        self.last_diagnostics = {}
 
     # ------------------------------------------------------------------ build
     def build(self, x_shape):
         n = x_shape[-1]
         m = self.cell.latent_dim
-        if n is None or n > m:
+        if n is None:
+            raise ValueError("GTFDEERLayer: the number of observed features must be known.")
+        if self.observation == "identity" and n > m:
             raise ValueError(
                 f"GTFDEERLayer: the data has {n} features but the cell has latent_dim={m}; "
-                "identity observation needs N <= M."
+                "identity observation needs N <= M (use observation='affine' or a larger "
+                "latent_dim)."
             )
         self.observed_dim = int(n)
         if not self.cell.built:
             self.cell.build((None, m))
-        scalar = dict(shape=(), trainable=False, dtype="float32")
         self.alpha = self.add_weight(
-            initializer=keras.initializers.Constant(self.initial_alpha), name="alpha", **scalar)
-        self.iterations = self.add_weight(initializer="zeros", name="iterations", **scalar)
-        self.fell_back = self.add_weight(initializer="zeros", name="fell_back", **scalar)
-        self.jacobian_norm = self.add_weight(initializer="ones", name="jacobian_norm", **scalar)
-        if self.latent_init == "learned" and m > n:
+            shape=(), dtype="float32", trainable=False, name="alpha",
+            initializer=keras.initializers.Constant(self.schedule.initial_alpha))
+        self.forcing_step = self.add_weight(shape=(), dtype="int32", trainable=False,
+                                            initializer="zeros", name="forcing_step")
+        if self.observation == "affine":
+            self.kernel = self.add_weight(
+                shape=(m, n), name="observation_kernel",
+                initializer=keras.initializers.HeNormal(seed=getattr(self.cell, "seed", None)))
+            if self.use_bias:
+                self.bias = self.add_weight(shape=(n,), name="observation_bias",
+                                            initializer="zeros")
+        elif self.latent_init == "learned" and m > n:
             self.init_map = keras.layers.Dense(m - n, name="latent_init_map")
             self.init_map.build((None, n))
-        mask = [1.0] * n + [0.0] * (m - n)
-        self._mask = mask
 
-    # -------------------------------------------------------------- helpers
+    def load_own_variables(self, store):
+        # Models saved before the forcing schedule lived in the train step stored
+        # four scalars here (alpha and three diagnostics): keep their alpha.
+        if len(store.keys()) == 4 and len(self._trainable_variables
+                                          + self._non_trainable_variables) == 2:
+            self.alpha.assign(store["0"])
+            self.forcing_step.assign(0)
+            return
+        super().load_own_variables(store)
+
+    # -------------------------------------------------------------- observation
+    def observe(self, z):
+        """Observations ``O(z)`` ``[..., N]`` of latent states ``z`` ``[..., M]``."""
+        if self.observation == "identity":
+            return z[..., : self.observed_dim]
+        out = ops.matmul(z, ops.cast(self.kernel, z.dtype))
+        return out if self.bias is None else out + ops.cast(self.bias, z.dtype)
+
+    def _pinv(self, dtype):
+        """``pinv(B)`` as the ``[N, M]`` matrix with ``z = x @ pinv`` (row vectors)."""
+        k = ops.cast(self.kernel, dtype)  # [M, N]: x = z @ k
+        m, n = k.shape
+        kt = ops.transpose(k)
+        if n <= m:
+            return ops.matmul(ops.inv(ops.matmul(kt, k)), kt)
+        return ops.matmul(kt, ops.inv(ops.matmul(k, kt)))
+
     def infer_latent(self, x):
-        """Data-inferred states ``[x, 0]`` ``[..., M]`` from observations ``[..., N]``."""
+        """Data-inferred states ``O+(x)`` ``[..., M]`` from observations ``[..., N]``."""
         m, n = self.cell.latent_dim, x.shape[-1]
+        if self.observation == "affine":
+            if self.bias is not None:
+                x = x - ops.cast(self.bias, x.dtype)
+            return ops.matmul(x, self._pinv(x.dtype))
         if m == n:
             return x
         pad = ops.zeros(tuple(ops.shape(x)[:-1]) + (m - n,), dtype=x.dtype)
         return ops.concatenate([x, pad], axis=-1)
 
     def initial_state(self, x0):
-        """Initial latent state ``[x_0, g(x_0)]`` ``[..., M]`` from ``x_0`` ``[..., N]``."""
+        """Initial latent state ``init(x_0)`` ``[..., M]`` from ``x_0`` ``[..., N]``."""
         if self.init_map is not None:
             return ops.concatenate([x0, self.init_map(x0)], axis=-1)
         return self.infer_latent(x0)
 
-    def _forcing(self, dtype):
-        return ops.cast(self.alpha, dtype) * ops.convert_to_tensor(self._mask, dtype=dtype)
+    # -------------------------------------------------------------- forcing
+    def _mask(self, dtype):
+        m, n = self.cell.latent_dim, self.observed_dim
+        if self.forcing == "full":
+            return ops.ones((m,), dtype=dtype)
+        return ops.convert_to_tensor([1.0] * n + [0.0] * (m - n), dtype=dtype)
 
-    def estimate_jacobian_norm(self, zhat):
-        """The estimate G of ``||dF/dz||`` (see ``alpha_estimator``); a scalar."""
-        if self.alpha_estimator == "parameter_bound":
+    def estimate_jacobian_norm(self, zhat, estimator, points=None):
+        """The estimate G of ``||dF/dz||`` at data-inferred states ``zhat`` ``[B, T, M]``."""
+        if estimator == "jacobian_upper_bound":
             return ops.stop_gradient(parameter_norm_bound(self.cell))
-        t = zhat.shape[1]
-        stride = max(1, -(-t // self.estimate_points))
-        jac = ops.stop_gradient(self.cell.jacobian(zhat[:, ::stride]))  # [B, T', M, M]
-        if self.alpha_estimator == "product_upper_bound":
-            logs = ops.log(ops.maximum(spectral_norm(jac), 1e-12))
-            return ops.max(ops.exp(ops.mean(logs, axis=1)))
-        if self.alpha_estimator == "batch_max":
-            return ops.max(spectral_norm(jac))
-        if self.alpha_estimator == "geometric_mean":
-            geo = ops.exp(ops.mean(ops.log(ops.maximum(ops.abs(jac), 1e-12)), axis=1))
-            return ops.max(spectral_norm(geo))
-        return ops.max(spectral_norm(ops.mean(jac, axis=1)))  # arithmetic_mean
+        if points is not None:
+            stride = max(1, -(-zhat.shape[1] // points))
+            zhat = zhat[:, ::stride]
+        jac = ops.stop_gradient(self.cell.jacobian(ops.stop_gradient(zhat)))
+        return jacobian_norm_estimate(jac, estimator)
+
+    def advance_schedule(self, zhat):
+        """One step of the forcing schedule on this batch; returns ``(alpha, norm)``."""
+        schedule = self.schedule
+        step = ops.convert_to_tensor(self.forcing_step)
+        previous = ops.convert_to_tensor(self.alpha)
+
+        def norm_fn():
+            return self.estimate_jacobian_norm(zhat, schedule.estimator,
+                                               getattr(schedule, "estimate_points", None))
+
+        alpha, norm = schedule(step, previous, norm_fn)
+        alpha = ops.stop_gradient(ops.clip(ops.cast(alpha, "float32"), 0.0, 1.0))
+        self.alpha.assign(alpha)
+        self.forcing_step.assign(step + 1)
+        return alpha, ops.cast(norm, "float32")
 
     # ----------------------------------------------------------------- call
-    def forced_trajectory(self, x):
+    def forced_trajectory(self, x, alpha=None):
         """Solve the forced recurrence; returns ``(z0, z~ [B, T-1, M], info)``."""
-        zhat = self.infer_latent(x[:, 1:])
+        zhat = ops.stop_gradient(self.infer_latent(x[:, 1:]))
         z0 = self.initial_state(x[:, 0])
-        forcing = self._forcing(x.dtype)
+        alpha = self.alpha if alpha is None else alpha
+        forcing = ops.cast(alpha, x.dtype) * self._mask(x.dtype)
 
         def step(z, target):
             pred = self.cell(z)
@@ -238,15 +281,19 @@ class GTFDEERLayer(keras.layers.Layer):
         return self.chunk_size
 
     def call(self, x, training=None):
-        z0, z, info = self.forced_trajectory(x)
-        self.iterations.assign(ops.cast(info["iterations"], "float32"))
-        self.fell_back.assign(ops.cast(info["fell_back"], "float32"))
         if training:
-            self.jacobian_norm.assign(
-                ops.cast(self.estimate_jacobian_norm(self.infer_latent(x)), "float32"))
+            alpha, norm = self.advance_schedule(ops.stop_gradient(self.infer_latent(x[:, 1:])))
+        else:
+            alpha = ops.convert_to_tensor(self.alpha)
+            norm = ops.full_like(alpha, float("nan"))
+        z0, z, info = self.forced_trajectory(x, alpha)
+        self.last_diagnostics = {
+            "alpha": alpha, "norm": norm,
+            "iterations": ops.cast(info["iterations"], "float32"),
+            "fell_back": ops.cast(info["fell_back"], "float32"),
+        }
         z_prev = ops.concatenate([ops.expand_dims(z0, 1), z[:, :-1]], axis=1)
-        pred = self.cell(z_prev)
-        return pred[..., : x.shape[-1]]
+        return self.observe(self.cell(z_prev))
 
     def compute_output_shape(self, x_shape):
         t = None if x_shape[1] is None else x_shape[1] - 1
@@ -256,24 +303,15 @@ class GTFDEERLayer(keras.layers.Layer):
         config = super().get_config()
         config.update(
             cell=keras.saving.serialize_keras_object(self.cell),
-            alpha=self.initial_alpha,
+            gtf=keras.saving.serialize_keras_object(self.schedule),
+            forcing=self.forcing,
+            observation=self.observation,
+            use_bias=self.use_bias,
             method=self.method,
             latent_init=self.latent_init,
-            alpha_estimator=self.alpha_estimator,
-            estimate_points=self.estimate_points,
             atol=self.atol,
             rtol=self.rtol,
             max_iter=self.max_iter,
             chunk_size=self.chunk_size,
         )
         return config
-
-
-def _check_alpha(alpha):
-    try:
-        value = float(alpha)
-    except (TypeError, ValueError):
-        raise TypeError(f"`alpha` must be a number in [0, 1], got {alpha!r}.") from None
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"`alpha` must be in [0, 1], got {value}.")
-    return value

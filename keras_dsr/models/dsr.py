@@ -7,70 +7,86 @@ import numpy as np
 import keras
 from keras import ops
 
-from keras_dsr.layers.gtf_deer import GTFDEERLayer, _check_alpha
+from keras_dsr import schedules as schedules_lib
+from keras_dsr.layers.gtf_deer import GTFDEERLayer
 from keras_dsr.losses import ObservationMSE
 from keras_dsr.metrics import LastValue
 from keras_dsr.models._checks import validate_windows
+from keras_dsr.models.engine import GuardedModel
 
 
 @keras.saving.register_keras_serializable(package="keras_dsr")
-class DSRModel(keras.Model):
+class DSRModel(GuardedModel):
     """A dynamical-systems-reconstruction model trained by generalized teacher forcing.
 
-    The latent model ``z_t = F(z_{t-1})`` (a :class:`~keras_dsr.cells.DSRCell`)
-    observes its first N units (identity observation). ``model.fit(x)`` takes
-    windows ``x`` ``[B, T, N]`` of observed data alone: the loss (default
-    :class:`~keras_dsr.losses.ObservationMSE`) compares the unforced one-step
-    predictions with ``x[:, 1:]`` along the GTF-forced trajectory (DESIGN §2.3),
-    solved in parallel by DEER (``method``), plus the ``regularizers``' penalties.
+    The latent model ``z_t = F(z_{t-1})`` (a :class:`~keras_dsr.cells.DSRCell`) is
+    observed through an observation model (identity on the first N units, or an
+    affine ``x = B z (+ b)``). ``model.fit(x)`` takes windows ``x`` ``[B, T, N]`` of
+    observed data alone: the loss (default :class:`~keras_dsr.losses.ObservationMSE`)
+    compares the unforced one-step predictions with ``x[:, 1:]`` along the
+    GTF-forced trajectory (docs/method.md, "Generalized teacher forcing"), solved in
+    parallel by DEER (``method``), plus the ``regularizers``' penalties.
 
-    The fit logs (and ``History``) carry ``alpha`` (the forcing used at the last
-    batch), ``deer_iterations`` (mean Newton iterations), ``deer_fallbacks``
-    (fraction of batches whose solve fell back to the sequential loop) and
-    ``gtf_norm`` (the last Jacobian-norm estimate of adaptive GTF), and
-    ``nonfinite_restores`` (steps undone by :class:`~keras_dsr.callbacks.NonFiniteGuard`
-    in the epoch). Set alpha
-    with the callbacks in :mod:`keras_dsr.callbacks` (e.g. ``AdaptiveGTF()``, the
-    lab's default).
+    The compiled train step owns all of GTF training: the forcing schedule ``gtf``
+    (:mod:`keras_dsr.schedules`) sets alpha on each batch before its forward pass,
+    and the step applies only finite updates (:class:`~keras_dsr.models.engine.GuardedModel`).
+    ``fit`` is Keras's own: ``steps_per_execution > 1`` and ``jit_compile`` work, and
+    the fit logs (``History``) carry the metrics ``alpha`` (the forcing of the last
+    batch), ``gtf_norm`` (the last Jacobian-norm estimate of adaptive GTF),
+    ``deer_iterations`` (mean Newton iterations), ``deer_fallbacks`` (fraction of
+    batches whose solve fell back to the sequential loop), ``batch_loss``,
+    ``skipped_steps``, ``diverged_steps`` and ``bad_streak``. A saved ``.keras``
+    holds the model with its schedule and its current alpha, not these diagnostics.
 
     Args:
         cell: the latent model; default a clipped shPLRNN with ``latent_dim``
             (default: N, the number of observed features) and ``hidden_dim`` units.
         latent_dim, hidden_dim: sizes of the default cell (ignored with ``cell``).
-        alpha: ``"adaptive"`` (default: start at 1 and, when ``fit`` is given no
-            alpha callback, anneal with :class:`~keras_dsr.callbacks.AdaptiveGTF`
-            and the lab's defaults) or a fixed initial forcing in [0, 1]
-            (1 = classical teacher forcing; set later by your own callbacks).
-        method: ``"deer"`` (default), ``"quasi"``, ``"damped"`` or ``"sequential"``
-            (BPTT with GTF; same gradients), or ``"auto"`` (by device and latent
-            size, :func:`keras_dsr.ops.auto.choose_method`).
-        latent_init: ``"zeros"`` or ``"learned"`` initial unobserved units.
-        alpha_estimator: see :class:`~keras_dsr.layers.GTFDEERLayer`.
+        gtf: the forcing schedule: a :class:`~keras_dsr.schedules.ForcingSchedule`
+            (e.g. ``AdaptiveForcing(k=5, gamma=0.999)``), ``"adaptive"`` or a
+            number (constant alpha). Default: ``alpha``.
+        alpha: shortcut when ``gtf`` is not given: ``"adaptive"`` (default: adaptive
+            GTF with ``alpha_estimator`` and the lab's k = 5, gamma = 0.999) or a
+            constant forcing in [0, 1] (1 = classical teacher forcing).
+        alpha_estimator: the estimator of ``alpha="adaptive"`` (see
+            :data:`keras_dsr.schedules.ESTIMATORS`).
+        forcing: ``"full"`` (default, the lab's: every latent unit forced towards
+            the data-inferred state) or ``"partial"`` (the first N units only).
+        observation: ``"identity"`` (default) or ``"affine"``; ``use_bias``: the
+            affine observation's bias.
+        method: ``"deer"`` (default), ``"quasi"``, ``"damped"``, ``"sequential"``
+            (BPTT with GTF; same gradients), or ``"auto"``
+            (:func:`keras_dsr.ops.auto.choose_method`).
+        latent_init: ``"zeros"`` or ``"learned"`` initial unobserved units
+            (identity observation).
         regularizers: callables ``r(cell) -> scalar`` added to the loss (e.g.
             :class:`~keras_dsr.regularizers.ManifoldAttractorRegularization`).
         solver_options: dict of ``atol``, ``rtol``, ``max_iter`` and ``chunk_size``
             for DEER (see :class:`~keras_dsr.layers.GTFDEERLayer`).
+        max_bad_steps, divergence_factor: see
+            :class:`~keras_dsr.models.engine.GuardedModel`.
 
     Example (the lab's Lorenz-63 recipe: clipped shPLRNN, adaptive GTF):
-        >>> model = DSRModel(hidden_dim=100)
-        >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        >>> model = DSRModel(hidden_dim=100, gtf=AdaptiveForcing())
+        >>> model.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=10)
         >>> model.fit(windows, epochs=10)
         >>> traj = model.generate(x0, steps=10_000)       # [1, 10000, N]
     """
 
-    def __init__(self, cell=None, latent_dim=None, hidden_dim=100, alpha="adaptive", method="deer",
-                 latent_init="zeros", alpha_estimator="product_upper_bound",
-                 regularizers=None, solver_options=None, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, cell=None, latent_dim=None, hidden_dim=100, gtf=None, alpha="adaptive",
+                 alpha_estimator="product_upper_bound", forcing="full", observation="identity",
+                 use_bias=False, method="deer", latent_init="zeros", regularizers=None,
+                 solver_options=None, max_bad_steps=10, divergence_factor=100.0, **kwargs):
+        super().__init__(max_bad_steps=max_bad_steps, divergence_factor=divergence_factor,
+                         **kwargs)
         if isinstance(cell, dict):
             cell = keras.saving.deserialize_keras_object(cell)
-        self.adaptive = alpha == "adaptive"
-        if self.adaptive:
-            alpha = 1.0
-        _check_alpha(alpha)
-        if latent_dim is not None and (not isinstance(latent_dim, int) or latent_dim < 1):
+        self.schedule = schedules_lib.get(alpha if gtf is None else gtf,
+                                          estimator=alpha_estimator)
+        if latent_dim is not None and (isinstance(latent_dim, bool)
+                                       or not isinstance(latent_dim, int) or latent_dim < 1):
             raise ValueError(f"`latent_dim` must be a positive int or None, got {latent_dim!r}.")
-        if not isinstance(hidden_dim, int) or hidden_dim < 1:
+        if isinstance(hidden_dim, bool) or not isinstance(hidden_dim, int) or hidden_dim < 1:
             raise ValueError(f"`hidden_dim` must be a positive int, got {hidden_dim!r}.")
         regularizers = list(regularizers or [])
         regularizers = [keras.saving.deserialize_keras_object(r) if isinstance(r, dict) else r
@@ -85,8 +101,8 @@ class DSRModel(keras.Model):
                              f"{sorted(unknown)}.")
         self.cell = cell
         self.latent_dim, self.hidden_dim = latent_dim, hidden_dim
-        self.initial_alpha, self.method = float(alpha), method
-        self.latent_init, self.alpha_estimator = latent_init, alpha_estimator
+        self.forcing, self.observation, self.use_bias = forcing, observation, bool(use_bias)
+        self.method, self.latent_init = method, latent_init
         self.regularizers = regularizers
         self.solver_options = options
         self.observed_dim = None
@@ -94,14 +110,14 @@ class DSRModel(keras.Model):
         if cell is not None:
             self._make_gtf()
         self.alpha_tracker = LastValue(name="alpha")
+        self.norm_tracker = LastValue(name="gtf_norm")
         self.iterations_tracker = keras.metrics.Mean(name="deer_iterations")
         self.fallback_tracker = keras.metrics.Mean(name="deer_fallbacks")
-        self.norm_tracker = LastValue(name="gtf_norm")
 
     def _make_gtf(self):
-        self.gtf = GTFDEERLayer(self.cell, alpha=self.initial_alpha, method=self.method,
-                                latent_init=self.latent_init,
-                                alpha_estimator=self.alpha_estimator, name="gtf",
+        self.gtf = GTFDEERLayer(self.cell, gtf=self.schedule, forcing=self.forcing,
+                                observation=self.observation, use_bias=self.use_bias,
+                                method=self.method, latent_init=self.latent_init, name="gtf",
                                 **self.solver_options)
 
     def build(self, input_shape):
@@ -136,6 +152,9 @@ class DSRModel(keras.Model):
     def compile_from_config(self, config):
         return super().compile_from_config(config)
 
+    def training_targets(self, x, y):
+        return x[:, 1:] if y is None else y
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if y is None:
             y = x[:, 1:]
@@ -145,37 +164,50 @@ class DSRModel(keras.Model):
                                     training=training)
         for reg in self.regularizers:
             loss = loss + ops.cast(reg(self.cell), loss.dtype)
-        self.alpha_tracker.update_state(self.gtf.alpha)
-        self.iterations_tracker.update_state(self.gtf.iterations)
-        self.fallback_tracker.update_state(self.gtf.fell_back)
-        self.norm_tracker.update_state(self.gtf.jacobian_norm)
+        info = self.gtf.last_diagnostics
+        if info:
+            self.alpha_tracker.update_state(info["alpha"])
+            norm = info["norm"]
+            previous = ops.convert_to_tensor(self.norm_tracker.value)
+            self.norm_tracker.update_state(
+                ops.where(ops.isfinite(norm), ops.cast(norm, previous.dtype), previous))
+            self.iterations_tracker.update_state(info["iterations"])
+            self.fallback_tracker.update_state(info["fell_back"])
+            self.gtf.last_diagnostics = {}
+        self.record_batch_loss(loss)
         return loss
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        """``keras.Model.fit`` on windows ``x`` ``[B, T, N]`` (arrays are validated).
-
-        Unless ``callbacks`` holds them already, ``fit`` adds
-        :class:`~keras_dsr.callbacks.AdaptiveGTF` (with ``alpha="adaptive"``) and
-        :class:`~keras_dsr.callbacks.NonFiniteGuard` (a step that makes the loss or the
-        weights NaN / inf is undone; repeated failures raise ``FloatingPointError``).
-        """
+        """Keras's ``fit``, after validating array windows ``x`` ``[B, T, N]`` and building
+        the model from their shape (the weight initialisers must run eagerly, not
+        under the trainers' symbolic tracing). Nothing else is added: no callbacks,
+        no host-side training logic."""
         if isinstance(x, keras.utils.PyDataset):
-            shape = np.shape(x[0][0] if isinstance(x[0], tuple) else x[0])
+            first = x[0]
+            shape = np.shape(first[0] if isinstance(first, tuple) else first)
         else:
             x = validate_windows(x, self.observed_dim, where="DSRModel.fit")
             shape = x.shape
-        if not self.built:  # build eagerly: weight initialisers must not run under tracing
+        if not self.built:
             self.build((None,) + tuple(shape[1:]))
-        from keras_dsr.callbacks.guard import with_guard
-
-        callbacks = with_guard(kwargs.get("callbacks"))
-        if self.adaptive:
-            from keras_dsr.callbacks.gtf import AdaptiveGTF, AlphaSchedule
-
-            if not any(isinstance(c, (AdaptiveGTF, AlphaSchedule)) for c in callbacks):
-                callbacks.append(AdaptiveGTF())
-        kwargs["callbacks"] = callbacks
         return super().fit(x, y, *args, **kwargs)
+
+    def set_schedule(self, schedule, reset=True):
+        """Install a forcing schedule in the compiled step (rebuilds the train function).
+
+        With ``reset`` (default) alpha restarts at the schedule's initial value and
+        its step count at 0.
+        """
+        schedule = schedules_lib.get(schedule)
+        self.schedule = schedule
+        if self.gtf is not None:
+            self.gtf.schedule = schedule
+            if self.gtf.built and reset:
+                _sync_state(self)
+                self.gtf.alpha.assign(schedule.initial_alpha)
+                self.gtf.forcing_step.assign(0)
+        if getattr(self, "train_function", None) is not None:
+            self.make_train_function(force=True)
 
     @classmethod
     def from_preset(cls, name, compile=False):
@@ -192,6 +224,7 @@ class DSRModel(keras.Model):
     @property
     def alpha(self):
         """Current GTF forcing (a float); set it with :func:`keras_dsr.callbacks.set_alpha`."""
+        _sync_state(self)
         return float(ops.convert_to_numpy(self.gtf.alpha))
 
     # ----------------------------------------------------------- generation
@@ -230,7 +263,7 @@ class DSRModel(keras.Model):
             step = int(np.argwhere(bad.any(axis=(0, 2)))[0, 0]) + 1
             warnings.warn(f"DSRModel.generate: the trajectory became non-finite at step {step}.",
                           RuntimeWarning, stacklevel=2)
-        obs = latent[..., : self.observed_dim]
+        obs = np.asarray(ops.convert_to_numpy(self.gtf.observe(ops.convert_to_tensor(latent))))
         if single:
             obs, latent = obs[0], latent[0]
         return (obs, latent) if return_latent else obs
@@ -240,13 +273,28 @@ class DSRModel(keras.Model):
         config.update(
             cell=None if self.cell is None else keras.saving.serialize_keras_object(self.cell),
             latent_dim=self.latent_dim, hidden_dim=self.hidden_dim,
-            alpha="adaptive" if self.adaptive else self.initial_alpha,
+            gtf=keras.saving.serialize_keras_object(self.schedule),
+            forcing=self.forcing, observation=self.observation, use_bias=self.use_bias,
             method=self.method, latent_init=self.latent_init,
-            alpha_estimator=self.alpha_estimator,
             regularizers=[keras.saving.serialize_keras_object(r) for r in self.regularizers],
             solver_options=self.solver_options,
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if "gtf" not in config and "forcing" not in config:
+            # saved before forcing through the observation model: only the observed
+            # units were forced then
+            config["forcing"] = "partial"
+        return cls(**config)
+
+
+def _sync_state(model):
+    """On JAX during ``fit``, bring the trainer's state back into the variables."""
+    if keras.backend.backend() == "jax" and getattr(model, "_jax_state", None) is not None:
+        model.jax_state_sync()
 
 
 _FREE_RUN_CACHE = {}

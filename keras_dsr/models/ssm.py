@@ -29,10 +29,11 @@ from keras import ops
 from keras_dsr.layers.parallel_scan_rnn import ParallelScanRNN
 from keras_dsr.models._checks import is_array as _is_array
 from keras_dsr.models._checks import validate_windows
+from keras_dsr.models.engine import GuardedModel
 
 
 @keras.saving.register_keras_serializable(package="keras_dsr")
-class SSMModel(keras.Model):
+class SSMModel(GuardedModel):
     """Linear-recurrence / MLP-readout model for dynamical-systems reconstruction.
 
     ``call(x)`` maps windows ``x [B, T, N]`` to the one-step predictions of
@@ -166,9 +167,14 @@ class SSMModel(keras.Model):
             if x is None:
                 raise ValueError("SSMModel.compute_loss: need `x` (data windows) when `y` is None.")
             y = ops.cast(x, self.compute_dtype)[:, 1:]
-        return super().compute_loss(
+        loss = super().compute_loss(
             x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
         )
+        self.record_batch_loss(loss)
+        return loss
+
+    def training_targets(self, x, y):
+        return ops.cast(x, self.compute_dtype)[:, 1:] if y is None else y
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """Compiled metrics; with ``y=None`` the target is ``x[:, 1:]``."""
@@ -197,14 +203,9 @@ class SSMModel(keras.Model):
     def fit(self, x=None, y=None, *args, **kwargs):
         """``keras.Model.fit`` after checking array data (see the class docstring).
 
-        Adds :class:`~keras_dsr.callbacks.NonFiniteGuard` unless ``callbacks`` holds one
-        (a step that makes the loss or the weights NaN / inf is undone; logged as
-        ``nonfinite_restores``).
+        Non-finite steps are never applied (:class:`~keras_dsr.models.engine.GuardedModel`).
         """
-        from keras_dsr.callbacks.guard import with_guard
-
         self._validate_fit_args("fit", x, y, kwargs.get("validation_data"))
-        kwargs["callbacks"] = with_guard(kwargs.get("callbacks"))
         return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
