@@ -59,3 +59,4 @@ def test_mkdocs_build_strict(tmp_path):
     assert (tmp_path / "site" / "method" / "index.html").is_file()
     html = (tmp_path / "site" / "api" / "ops" / "index.html").read_text(encoding="utf-8")
     assert "deer_solve" in html  # the API page was generated from the docstrings
+    assert (tmp_path / "site" / "experiments" / "ssm_vs_gtf_deer" / "free_runs.png").is_file()
