@@ -4,7 +4,7 @@ Times (median of repeats, wall clock) for:
 
 * D_stsp by binning on 10^5 x 3 Lorenz-63 points (test set vs an independent
   true trajectory), and D_stsp by Gaussian mixture on 10^5 x 6 points (N = 6;
-  the first 10^4 points enter, as DESIGN §3 prescribes);
+  the first 10^4 points enter, as docs/method.md §Evaluation measures prescribes);
 * D_H on 10^5 x 3;
 * PE(20) from 1000 initial conditions with a numpy Euler-stepped Lorenz-63 map
   as the model (the cost is mostly the model's own generation);
@@ -14,7 +14,7 @@ Times (median of repeats, wall clock) for:
 * for reference, the data themselves: simulating the two 10^5-step Lorenz-63
   trajectories (one vectorised DOP853 solve), and ``lyapunov_max("lorenz63")``
   with its defaults;
-* the calibration values of DESIGN §3 (floor, fixed point, time-scale error,
+* the calibration values of docs/method.md §Evaluation measures (floor, fixed point, time-scale error,
   rho = 24.5) on the same test set.
 
 Usage:
@@ -101,7 +101,7 @@ def main():
     rows.append(("lambda_max of the system (solve_ivp variational, defaults)",
                  "16 traj x 200 time units", t, f"{v:.4f}"))
 
-    # calibration against DESIGN §3 (same test set)
+    # calibration against docs/method.md §Evaluation measures (same test set)
     from scipy.interpolate import CubicSpline
 
     c = np.sqrt(8 / 3 * 27)
@@ -149,12 +149,12 @@ def main():
         "",
         "## Calibration (Lorenz-63 test set of 10^5 points, seeds 3 and 4)",
         "",
-        "DESIGN §3 reference values in the (DESIGN) columns. The D_stsp floor between independent "
+        "Reference values of docs/method.md §Evaluation measures in the (reference) columns. The D_stsp floor between independent "
         "10^5-point trajectories varies from pair to pair (about 0.04 to 0.4 in our runs; "
         "median about 0.13) because rare excursions to the rim of the attractor fill bins "
         "in one trajectory and not the other.",
         "",
-        "| generated | D_stsp | (DESIGN) | D_H | (DESIGN) |",
+        "| generated | D_stsp | (reference) | D_H | (reference) |",
         "|---|---|---|---|---|",
     ]
     lines += [f"| {a} | {b:.4f} | {c} | {d:.4f} | {e} |" for a, b, c, d, e in crow]

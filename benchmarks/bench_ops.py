@@ -6,7 +6,7 @@ ratios within one run mean anything):
 1. linear recurrence h_t = A_t h_{t-1} + b_t, diagonal and dense A:
    ``keras_dsr.ops.linear_recurrence`` vs raw ``jax.lax.associative_scan`` with the
    same combine vs a sequential ``jax.lax.scan``;
-2. a GTF-forced shallow PLRNN (DESIGN 2.4/2.5): ``deer_solve`` forward + gradient
+2. a GTF-forced shallow PLRNN (docs/method.md §GTF-DEER, §Models): ``deer_solve`` forward + gradient
    vs sequential BPTT (``jax.lax.scan`` + autodiff), and the Newton iterations.
 
 Every timed function is jit-compiled and warmed up; timings are medians over

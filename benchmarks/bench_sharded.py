@@ -5,7 +5,7 @@ Side by side in one run, for one long trajectory (batch 1) of length T:
 1. linear recurrence h_t = A_t h_{t-1} + b_t (diagonal and dense A):
    ``keras_dsr.ops.linear_recurrence`` on one device vs
    ``keras_dsr.ops.sharded.sharded_linear_recurrence`` with time split over D devices;
-2. a GTF-forced shallow PLRNN (DESIGN 2.4/2.5), forward + gradient:
+2. a GTF-forced shallow PLRNN (docs/method.md §GTF-DEER, §Models), forward + gradient:
    ``deer_solve`` on one device vs ``sharded_deer_solve`` over D devices, with the
    Newton iterations and the gradient agreement.
 

@@ -6,7 +6,7 @@ holds the system, dt and the standardisation of the training data), simulates a
 true trajectory of that system (``keras_dsr.systems``) from a held-out initial
 condition (the preset's training seed + 1, as in its model card), standardises it
 with the preset's stored mean and std, generates a free run from its first point
-(DESIGN §3 protocol: 1.25 T steps, the first quarter dropped), and prints D_stsp
+(the protocol of docs/method.md §Evaluation measures: 1.25 T steps, the first quarter dropped), and prints D_stsp
 and D_H of the free run next to the floor of an independent true trajectory
 (seed + 2). The attractor and the power spectra are saved as PNG figures.
 

@@ -8,7 +8,7 @@ in the logs) and the time per optimiser step. Then it computes the gradient of t
 training loss on that window twice with the same weights and alpha: by GTF-DEER
 (parallel Newton solve, one differentiable Newton step) and by sequential BPTT
 (``method="sequential"``, a ``scan`` over 10^5 steps), and prints their maximum
-relative difference (DESIGN §2.2: they must agree to float32 rounding). In full mode
+relative difference (docs/method.md §DEER: they must agree to float32 rounding). In full mode
 the trained model also runs freely and is scored (D_stsp, D_H) against an independent
 test trajectory.
 

@@ -9,8 +9,8 @@ of optimiser steps (same batch size and window length T, Adam with cosine decay)
 * ``keras_dsr.models.DSRModel`` - a clipped shPLRNN, a nonlinear recurrence trained
   with adaptive generalized teacher forcing and solved in parallel by DEER.
 
-Both then run freely from the first point of an independent test trajectory (DESIGN
-§3 protocol) and are scored by D_stsp, D_H and PE(20), next to the floor of another
+Both then run freely from the first point of an independent test trajectory (the
+protocol of docs/method.md §Evaluation measures) and are scored by D_stsp, D_H and PE(20), next to the floor of another
 independent true trajectory. The paper this library follows (Hess, Götz, Durstewitz
 2026) reports that the SSM class, whose training-time recurrence is linear, often
 fails to reproduce chaotic dynamics when run freely; this example lets you compare

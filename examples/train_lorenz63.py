@@ -3,7 +3,7 @@
 Trains with ``model.fit`` (through :func:`keras_dsr.recipes.reconstruct`) and
 adaptive GTF on windows of T = 10 000 steps drawn from a 100 000-step trajectory,
 then generates freely from the first point of an independent test trajectory
-(another initial condition) and reports the attractor measures of DESIGN §3
+(another initial condition) and reports the attractor measures of docs/method.md §Evaluation measures
 (D_stsp, D_H) against it, next to the floor (an independent true trajectory).
 
 Run:  python examples/train_lorenz63.py            (minutes on 2 CPU cores; see README)

@@ -5,7 +5,7 @@ that yields batches of random windows ``(batch, T, N)`` cut from one or several
 trajectories; :func:`load_trajectory` reads ``.npy`` / ``.csv`` files with
 clear errors for bad files.
 
-Example:
+Examples:
     >>> from keras_dsr.systems import simulate
     >>> x = simulate("lorenz63", 5_000).x
     >>> ds = TrajectoryWindows(x, seq_len=200, batch_size=16, steps_per_epoch=10)
@@ -59,7 +59,7 @@ def standardize(x, mean=None, std=None):
 
     Pass ``mean``/``std`` to apply known statistics (e.g. of the training set).
 
-    Example:
+    Examples:
         >>> z, m, s = standardize(np.array([[0.0], [2.0]]))
         >>> z.ravel().tolist(), m.tolist(), s.tolist()
         ([-1.0, 1.0], [1.0], [1.0])
@@ -91,7 +91,7 @@ def load_trajectory(path, min_length=MIN_LENGTH, delimiter=",", dtype="float32",
             [T, N]; a file that looks transposed, N > T, is refused), NaN/inf, or
             fewer than ``min_length`` time steps. The message names the file.
 
-    Example:
+    Examples:
         >>> x = load_trajectory("lorenz.npy")   # doctest: +SKIP
     """
     path = os.fspath(path)
@@ -170,7 +170,7 @@ class TrajectoryWindows(keras.utils.PyDataset):
         **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size`` of
             ``keras.utils.PyDataset``.
 
-    Example:
+    Examples:
         >>> x = np.random.default_rng(0).normal(size=(1000, 3))
         >>> ds = TrajectoryWindows(x, seq_len=50, batch_size=4, steps_per_epoch=3)
         >>> len(ds), ds[0][0].shape

@@ -1,4 +1,4 @@
-r"""Measures of dynamical-systems reconstruction quality (DESIGN §3).
+r"""Measures of dynamical-systems reconstruction quality (docs/method.md §Evaluation measures).
 
 All measures compare a *generated* (free-running) trajectory with the *true* test
 trajectory and follow the conventions of the Durstewitz lab's GTF/ALRNN code:
@@ -121,7 +121,7 @@ def state_space_divergence_binning(x_true, x_gen, n_bins=30, nonfinite="warn"):
     Args:
         x_true: test trajectory ``[T, N]``.
         x_gen: generated trajectory ``[T', N]``.
-        n_bins: bins per dimension (30 in DESIGN §3).
+        n_bins: bins per dimension (30 in docs/method.md §Evaluation measures).
         nonfinite: ``"warn"`` (return inf with a RuntimeWarning) or ``"raise"``
             for a generated trajectory with NaN/inf.
 
@@ -204,7 +204,7 @@ def state_space_divergence_gmm(x_true, x_gen, scaling=1.0, max_points=10_000,
 
     Args:
         x_true, x_gen: ``[T, N]`` and ``[T', N]`` trajectories.
-        scaling: variance of each Gaussian (1.0 in DESIGN §3).
+        scaling: variance of each Gaussian (1.0 in docs/method.md §Evaluation measures).
         max_points: at most this many leading points per trajectory (10**4).
         n_samples: Monte-Carlo samples (1000).
         seed: seed of the sampler (the estimate is random; fixed by default).
@@ -279,7 +279,7 @@ def power_spectrum_distance(x_true, x_gen, sigma=20.0, nonfinite="warn",
 
     Args:
         x_true, x_gen: ``[T, N]`` trajectories (same sampling interval).
-        sigma: smoothing width in frequency bins (20 in DESIGN §3).
+        sigma: smoothing width in frequency bins (20 in docs/method.md §Evaluation measures).
         per_dimension: also return the per-variable distances ``[N]``.
 
     Returns:
@@ -335,7 +335,7 @@ def _to_numpy(x):
 
 
 def generate_for_evaluation(model, x_test, init_index=0, transient_fraction=0.25):
-    """Free-running trajectory for evaluation, following DESIGN §3.
+    """Free-running trajectory for evaluation, following docs/method.md §Evaluation measures.
 
     From ``x_test[init_index]`` the model generates ``1.25 * T_test`` steps; the
     first ``0.25 * T_test`` are dropped, returning ``[T_test, N]``.
@@ -379,7 +379,7 @@ def prediction_error(model, x_test, n=20, max_inits=None, batch_size=1024, seed=
     Args:
         model: a DSR model (``generate``) or a callable ``(x0, steps)``.
         x_test: ``[T, N]`` with T > n.
-        n: prediction horizon in steps (20 in DESIGN §3).
+        n: prediction horizon in steps (20 in docs/method.md §Evaluation measures).
         max_inits: optional cap on the number of initial conditions.
         batch_size: initial conditions generated per call.
 
@@ -602,7 +602,7 @@ def lyapunov_max_system(system, **kwargs):
 def evaluate(model, x_test, measures=("dstsp", "dh"), dt=None, init_index=0, n_bins=30,
              sigma=20.0, pe_steps=20, pe_max_inits=1000, lyap_steps=10_000,
              nonfinite="warn", x_gen=None):
-    """Compute several measures of ``model`` on ``x_test`` (DESIGN §3 protocol).
+    """Compute several measures of ``model`` on ``x_test`` (the protocol of docs/method.md §Evaluation measures).
 
     Args:
         measures: any of ``"dstsp"``, ``"dh"``, ``"pe"``, ``"lyap"``.

@@ -62,7 +62,7 @@ def np_map(kind, p, z, u=None, num_relu=None):
 
 
 def np_jacobian_closed_form(kind, p, z, num_relu=None):
-    """J[..., i, j] = dF_i/dz_j from the DESIGN formulas, numpy float64."""
+    """J[..., i, j] = dF_i/dz_j from the formulas of docs/method.md §Models, numpy float64."""
     z = np.asarray(z, np.float64)
     m = z.shape[-1]
     a = np.diag(p["a"])

@@ -1,4 +1,4 @@
-"""DSR measures: D_stsp, D_H, PE, lambda_max (DESIGN §3)."""
+"""DSR measures: D_stsp, D_H, PE, lambda_max (docs/method.md §Evaluation measures)."""
 
 import time
 import warnings
@@ -47,7 +47,7 @@ class EulerLorenz:
 
 # ----------------------------------------------------------------- D_stsp binning
 def _dstsp_reference(x_true, x_gen, n_bins=30):
-    """Plain numpy.histogramdd implementation of DESIGN §3."""
+    """Plain numpy.histogramdd implementation of docs/method.md §Evaluation measures."""
     sd = x_true.std(0)
     edges = [np.linspace(x_true[:, d].min() - 0.1 * sd[d], x_true[:, d].max() + 0.1 * sd[d],
                          n_bins + 1) for d in range(x_true.shape[1])]

@@ -36,7 +36,7 @@ def contractive_numpy(w, c):
     return lambda z, u: np.tanh(z @ w + u @ c)
 
 
-# A shallow PLRNN (DESIGN 2.5), GTF-forced with the data as input (DESIGN 2.4):
+# A shallow PLRNN (docs/method.md §Models), GTF-forced with the data as input (docs/method.md §GTF-DEER):
 # z' = (1 - alpha) [a*z + W1 relu(W2 z + h2) + h1] + alpha * zhat.
 def shplrnn_params(rng, m=3, hidden=16):
     return dict(

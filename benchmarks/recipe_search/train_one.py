@@ -3,7 +3,7 @@
 Trains a DSRModel (clipped shPLRNN) on windows of a 100 000-step Lorenz-63
 trajectory (seed 0) with Adam + cosine decay and adaptive GTF (or a constant /
 exponentially decaying alpha), then scores the free run against an independent
-test trajectory (seed 1) with keras_dsr.measures.evaluate (DESIGN §3 protocol).
+test trajectory (seed 1) with keras_dsr.measures.evaluate (the protocol of docs/method.md §Evaluation measures).
 Results and the commands that made them: RESULTS.md next to this file.
 
 Usage:

@@ -13,7 +13,7 @@ the same number of time steps per batch (``--tokens`` / T windows per batch:
 
 Each model then runs freely from the first point of an independent test
 trajectory (standardised with the training statistics, as in
-``keras_dsr.recipes.reconstruct``) and is scored with D_stsp and D_H (DESIGN §3
+``keras_dsr.recipes.reconstruct``) and is scored with D_stsp and D_H (docs/method.md §Evaluation measures
 protocol: generate 1.25 T_test, drop the first quarter), next to the floor of an
 independent true trajectory, and on the slow time scale directly: inter-burst
 intervals and spikes per burst of x (``bursts.py``), in time units, against the

@@ -16,7 +16,7 @@ For each system and seed the script
      the same seed, window length and batch size) for the *same* number of
      optimiser steps (Adam, cosine decay to 1 % for both);
   3. lets both run freely from the first test point and scores them with
-     :func:`keras_dsr.measures.evaluate` (DESIGN §3: generate 1.25 T_test, drop the
+     :func:`keras_dsr.measures.evaluate` (docs/method.md §Evaluation measures: generate 1.25 T_test, drop the
      first quarter): D_stsp, D_H, PE(20), and lambda_max (per time unit).
 
 lambda_max of the SSM: the library's ``lyapunov_max_model`` needs ``cell.jacobian``,

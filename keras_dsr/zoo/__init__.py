@@ -104,7 +104,9 @@ def load_preset(name, compile=False, preset_dir=None):
     """
     import keras
 
-    import keras_dsr  # noqa: F401  (registers the classes)
+    from keras_dsr import _imports
+
+    _imports.register()  # keras_dsr's serialisable classes, for load_model
 
     path = preset_path(name, preset_dir)
     model = keras.saving.load_model(path, safe_mode=True, compile=False)

@@ -2,7 +2,7 @@
 
 A preset of system S, trained on seed s (its recipe), is scored against a test
 trajectory of S from seed s + 1, standardised with the training statistics stored
-in the manifest, under the protocol of DESIGN §3 (generate 1.25 T from the first
+in the manifest, under the protocol of docs/method.md §Evaluation measures (generate 1.25 T from the first
 test point, drop the first quarter). The *floor* is what an independent true
 trajectory (seed s + 2, same standardisation) scores against the same test set.
 Criteria (issue "pretrained zoo"):
