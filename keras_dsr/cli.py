@@ -43,6 +43,8 @@ import statistics
 import sys
 import time
 
+from keras_dsr.io import atomic_save_model, atomic_write, check_writable
+
 BACKENDS = ("jax", "tensorflow", "torch")
 METHODS = ("deer", "quasi", "damped", "sequential")
 MEASURES = ("dstsp", "dh", "pe", "lyap")
@@ -512,7 +514,7 @@ def _final_logs(history):
 def _write_card(model_path, card):
     """Write ``card`` as MODEL.json and a readable MODEL.md; returns their paths."""
     json_path, md_path = _card_paths(model_path)
-    with open(json_path, "w") as fh:
+    with atomic_write(json_path) as fh:
         json.dump(card, fh, indent=2, default=float)
     recipe = card["recipe"]
     lines = [f"# Model card: {os.path.basename(model_path)}", "",
@@ -535,7 +537,7 @@ def _write_card(model_path, card):
         lines += [f"| {LABELS[k]} | {v:.4g} | {_fmt(floor.get(k))} |"
                   for k, v in card["scores"].items()]
     lines += ["", "## Machine", ""] + [f"- {k}: {v}" for k, v in card["machine"].items()]
-    with open(md_path, "w") as fh:
+    with atomic_write(md_path) as fh:
         fh.write("\n".join(lines) + "\n")
     return json_path, md_path
 
@@ -570,7 +572,9 @@ def _save_model(args, model, path, card):
     d = os.path.dirname(path)
     if d:
         os.makedirs(d, exist_ok=True)
-    model.save(path)
+    # the model first, then its card: each replaced atomically, so a killed run leaves
+    # the previous model (or the new one) complete
+    atomic_save_model(model, path)
     json_path, md_path = _write_card(path, card)
     _say(args, f"wrote {path}, {json_path}, {md_path}")
 
@@ -641,9 +645,11 @@ def _save_array(path, x, columns):
     if d:
         os.makedirs(d, exist_ok=True)
     if path.lower().endswith(".npy"):
-        np.save(path, x)
+        with atomic_write(path, "wb") as fh:
+            np.save(fh, x)
     else:
-        np.savetxt(path, x, delimiter=",", header=",".join(columns), comments="")
+        with atomic_write(path) as fh:
+            np.savetxt(fh, x, delimiter=",", header=",".join(columns), comments="")
 
 
 def _check_output(path, extensions):
@@ -696,7 +702,7 @@ def cmd_evaluate(args):
     ref = data.system.lyapunov_ref if data.system is not None else None
     _print_scores(scores, reference=ref)
     if args.output:
-        with open(args.output, "w") as fh:
+        with atomic_write(args.output) as fh:
             json.dump({"model": args.model, "data": data.info, "scores": scores}, fh, indent=2)
         _say(args, f"wrote {args.output}")
     return 0

@@ -19,6 +19,8 @@ import hashlib
 import json
 import os
 
+from keras_dsr.io import atomic_save_model, atomic_write
+
 __all__ = ["list_presets", "preset_info", "preset_path", "load_preset", "install_preset",
            "remove_preset", "sha256", "PresetError", "PRESET_DIR"]
 
@@ -135,10 +137,9 @@ def _update_manifest(name, entry, preset_dir):
             manifest.pop(name, None)
         else:
             manifest[name] = entry
-        with open(path + ".tmp", "w") as fh:
+        with atomic_write(path) as fh:  # unique temporary name, fsync, os.replace
             json.dump(manifest, fh, indent=1, sort_keys=True)
             fh.write("\n")
-        os.replace(path + ".tmp", path)
 
 
 def install_preset(model, name, system, dt, mean, std, recipe=None, card=None,
@@ -174,9 +175,7 @@ def install_preset(model, name, system, dt, mean, std, recipe=None, card=None,
     directory = preset_dir or PRESET_DIR
     os.makedirs(directory, exist_ok=True)
     target = os.path.join(directory, f"{name}.keras")
-    tmp = os.path.join(directory, f".{name}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, target)
+    atomic_save_model(model, target)  # unique temporary .keras beside it, then os.replace
     if recipe is not None and hasattr(recipe, "to_dict"):
         recipe = recipe.to_dict()
     entry = {
