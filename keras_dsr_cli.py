@@ -18,6 +18,18 @@ import sys
 BACKENDS = ("jax", "tensorflow", "torch")
 
 
+def backend_error(backend):
+    """None if the package of ``backend`` imports, else a one-line error text."""
+    import importlib
+
+    try:
+        importlib.import_module(backend)
+    except Exception as e:  # noqa: BLE001 - ImportError, or a broken installation
+        return (f"--backend {backend}: the {backend} package cannot be imported ({e}); "
+                f"install it or choose another of {', '.join(BACKENDS)}.")
+    return None
+
+
 def requested_backend(argv):
     """The valid ``--backend`` value in ``argv``, or None (absent or invalid)."""
     pre = argparse.ArgumentParser(add_help=False)
@@ -31,10 +43,22 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     backend = requested_backend(argv)
     if backend is not None and "keras" not in sys.modules:
+        error = backend_error(backend)
+        if error:
+            print(f"keras-dsr: error: {error}", file=sys.stderr)
+            return 2
         os.environ["KERAS_BACKEND"] = backend
     from keras_dsr.cli import main as run
 
-    return run(argv)
+    code = run(argv)
+    if code == 130:
+        # Interrupted: every file is written atomically, so end here, without the
+        # interpreter's shutdown, during which a backend's compile threads that were
+        # cut short can crash the process (a segmentation fault after Ctrl-C).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    return code
 
 
 if __name__ == "__main__":
