@@ -1027,6 +1027,15 @@ def _common(defaults):
 
 def cmd_zoo(args):
     """``zoo list | show NAME | evaluate NAME``: the shipped pretrained presets."""
+    from keras_dsr import zoo
+
+    try:
+        return _zoo(args)
+    except zoo.PresetError as e:  # an unknown name, a bad manifest or preset file
+        raise UsageError(str(e)) from None
+
+
+def _zoo(args):
     import json
 
     from keras_dsr import zoo
@@ -1041,7 +1050,7 @@ def cmd_zoo(args):
         for name in names:
             info = zoo.preset_info(name)
             sc = info.get("card", {}).get("scores", {})
-            print(f"{name:<14}{info['system']:<18}{_fmt(sc.get('dstsp')):>9}"
+            print(f"{name:<14}{str(info.get('system')):<18}{_fmt(sc.get('dstsp')):>9}"
                   f"{_fmt(sc.get('dh')):>9}{_fmt(sc.get('lyap')):>12}")
         return 0
     if not args.name:
