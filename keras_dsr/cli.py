@@ -677,10 +677,13 @@ def _make_card(args, data, recipe, history, seconds, scores=None, floor=None):
         "standardization": {"mean": [float(v) for v in data.mean],
                             "std": [float(v) for v in data.std]},
         "recipe": recipe.to_dict(),
-        "training": {"seconds": seconds, "epochs": len(history.epoch),
+        "training": {"seconds": seconds,
+                     "epochs": history.epoch[-1] + 1 if history.epoch else 0,
                      "final": _final_logs(history)},
         "machine": _machine(),
     }
+    if history.epoch and history.epoch[0] > 0:  # train --resume continued a run
+        card["training"]["resumed_at_epoch"] = history.epoch[0]
     if scores is not None:
         card["scores"], card["floor"] = scores, floor
     return card
