@@ -39,7 +39,28 @@ def requested_backend(argv):
 
 
 def main(argv=None):
-    """``keras-dsr`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    """``keras-dsr`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code.
+
+    Ctrl-C at any moment (importing the backend, compiling, training, writing) ends
+    the process with exit code 130; every file is written atomically, so none is
+    left half-written.
+    """
+    try:
+        code = _run(argv)
+    except KeyboardInterrupt:  # before the command's own handler is installed
+        print("keras-dsr: interrupted", file=sys.stderr)
+        code = 130
+    if code == 130:
+        # End here, without the interpreter's shutdown, during which a backend's
+        # compile threads that were cut short can crash the process (a segmentation
+        # fault after Ctrl-C).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    return code
+
+
+def _run(argv):
     argv = list(sys.argv[1:] if argv is None else argv)
     backend = requested_backend(argv)
     if backend is not None and "keras" not in sys.modules:
@@ -50,15 +71,7 @@ def main(argv=None):
         os.environ["KERAS_BACKEND"] = backend
     from keras_dsr.cli import main as run
 
-    code = run(argv)
-    if code == 130:
-        # Interrupted: every file is written atomically, so end here, without the
-        # interpreter's shutdown, during which a backend's compile threads that were
-        # cut short can crash the process (a segmentation fault after Ctrl-C).
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(130)
-    return code
+    return run(argv)
 
 
 if __name__ == "__main__":

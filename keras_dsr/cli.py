@@ -25,8 +25,16 @@ the model's standardised units.
 Recipe options default to :class:`keras_dsr.recipes.Recipe` (shown in ``--help``).
 
 Exit codes: 0 success; 1 the work failed (the demo's check); 2 a usage or input
-error (unknown system, missing or malformed file, wrong shapes), reported on
-stderr without a traceback.
+error (unknown system, missing or malformed file, wrong shapes, an output path
+that cannot be written), reported in one line on stderr without a traceback and
+before any training; 130 interrupted (Ctrl-C, at any moment).
+
+Files: every model, card, figure, data and score file is written to a temporary
+file beside it and moved into place (:mod:`keras_dsr.io`), so a killed or
+interrupted command leaves the previous file complete. ``train --resume`` keeps the
+last completed epoch in ``MODEL.keras.backup/`` (Keras ``BackupAndRestore``): run
+the same command again to continue an interrupted training to the result of an
+uninterrupted one.
 
 Example:
     $ keras-dsr reconstruct lorenz63 --steps 300 --output-dir runs/l63

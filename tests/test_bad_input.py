@@ -398,3 +398,75 @@ def test_resume_continues_to_the_uninterrupted_result(tmp_path, monkeypatch):
     moved = max(float(np.max(np.abs(to_np(wa) - to_np(wu))))
                 for wa, wu in zip(a.trainable_weights, untrained.trainable_weights))
     assert moved > 1e-3  # the comparison is not between two untrained models
+
+
+# ------------------------------------------------------------------ kill test
+def _model_files_complete(folder):
+    """The model, its card and its markdown parse completely (no truncated file)."""
+    import zipfile
+
+    with zipfile.ZipFile(folder / "model.keras") as z:
+        assert z.testzip() is None
+    card = json.loads((folder / "model.json").read_text())
+    assert card["standardization"]["std"]
+    assert (folder / "model.md").read_text().endswith("\n")
+
+
+@pytest.mark.slow
+def test_kill_train_at_random_moments(files, tmp_path):
+    """SIGKILL / SIGINT a ``keras-dsr train`` over a previous model at random moments.
+
+    Moments: uniform over a whole run, or the instant the model's temporary file
+    appears (during the save). Each file must afterwards be either its previous
+    version or a complete new one; SIGINT ends with exit code 130 (0 if the run had
+    finished), never a crash. ``KERAS_DSR_KILL_TRIES`` sets the number of tries
+    (default 3; each is a whole process start, 10-40 s on a busy 2-core machine).
+    """
+    import signal
+    import time
+
+    tries = int(os.environ.get("KERAS_DSR_KILL_TRIES", "3"))
+    out = tmp_path / "out"
+    shutil.copytree(files / "m", out)  # the previous model: the same command, run in-process
+    cmd = [sys.executable, os.path.join(ROOT, "keras_dsr_cli.py"), "train", files / "data.npy",
+           "-o", out / "model.keras", "--dt", "0.01", *TINY]
+    env = dict(os.environ, PYTHONPATH=ROOT, KERAS_BACKEND=BACKEND)
+    full = float(os.environ.get("KERAS_DSR_KILL_WINDOW", "20"))  # moments in [0, full] s
+    names = ["model.json", "model.keras", "model.md"]
+    rng = np.random.default_rng(0)
+    outcomes = []
+    for k in range(tries):
+        previous = snapshot(out)
+        sig = signal.SIGKILL if k % 2 == 0 else signal.SIGINT
+        during_save = k % 3 == 1
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True, env=env)
+        t0 = time.perf_counter()
+        if during_save:  # the moment the model's temporary file appears
+            while p.poll() is None and not any(n.startswith(".model.keras.")
+                                               for n in os.listdir(out)):
+                time.sleep(0.002)
+        else:
+            time.sleep(rng.uniform(0.0, full))
+        if p.poll() is None:
+            p.send_signal(sig)
+        _, err = p.communicate(timeout=600)
+        outcomes.append((sig.name, during_save, round(time.perf_counter() - t0, 2),
+                         p.returncode))
+        allowed = {0, -signal.SIGKILL} if sig == signal.SIGKILL else {0, 130}
+        assert p.returncode in allowed, (outcomes[-1], err[-2000:])
+        visible = sorted(n for n in os.listdir(out) if not n.startswith("."))
+        assert visible == names, visible
+        if sig == signal.SIGINT:  # an interrupted run removes its temporary files
+            assert [n for n in os.listdir(out) if n.startswith(".")] == [], os.listdir(out)
+        for name in names:  # each file: its previous version, or a complete new one
+            if (out / name).read_bytes() != previous[name]:
+                _model_files_complete(out)
+        for name in os.listdir(out):  # SIGKILL can leave a hidden temporary file: drop it
+            if name.startswith("."):
+                os.remove(out / name)
+    import keras
+
+    model = keras.saving.load_model(out / "model.keras", compile=False)
+    assert model.observed_dim == 3
+    print("kill outcomes (signal, during save, seconds, exit code):", outcomes)
