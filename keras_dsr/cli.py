@@ -1020,6 +1020,7 @@ def cmd_reconstruct(args):
     card = _make_card(args, data, recipe, res.history, res.seconds, scores=res.scores,
                       floor=floor)
     _save_model(args, res.model, os.path.join(outdir, "model.keras"), card)
+    _raise_if_interrupted()
     return 0
 
 

@@ -400,6 +400,26 @@ def test_resume_continues_to_the_uninterrupted_result(tmp_path, monkeypatch):
     assert moved > 1e-3  # the comparison is not between two untrained models
 
 
+def test_swallowed_interrupt_is_raised_at_the_next_safe_point(files, tmp_path, monkeypatch):
+    """A Ctrl-C whose KeyboardInterrupt was lost (JAX's gc callback prints and drops it)
+    still ends the command with 130 before anything is written."""
+    from keras_dsr import cli, recipes
+
+    real_train = recipes.train
+
+    def train_after_a_lost_interrupt(recipe, x, callbacks=(), verbose="auto"):
+        try:
+            cli._on_sigint(2, None)  # what the SIGINT handler does ...
+        except KeyboardInterrupt:
+            pass  # ... and the exception swallowed, as in "_xla_gc_callback"
+        return real_train(recipe, x, callbacks=callbacks, verbose=verbose)
+
+    monkeypatch.setattr(recipes, "train", train_after_a_lost_interrupt)
+    code, _, err = run(["train", files / "data.npy", "-o", tmp_path / "m.keras", *TINY])
+    assert code == 130 and "interrupted" in err
+    assert os.listdir(tmp_path) == []
+
+
 # ------------------------------------------------------------------ kill test
 def _model_files_complete(folder):
     """The model, its card and its markdown parse completely (no truncated file)."""
