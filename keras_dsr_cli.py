@@ -11,9 +11,25 @@ Example (a shell):
     keras-dsr 0.1.0 (keras 3.15.1, backend torch)
 """
 
-import argparse
 import os
+import signal
 import sys
+
+
+def _interrupted_early(signum, frame):
+    """Ctrl-C while Python modules load (nothing written yet): end with 130 at once."""
+    sys.stderr.write("keras-dsr: interrupted\n")
+    os._exit(130)
+
+
+_SCRIPT = os.path.basename((getattr(sys, "argv", None) or [""])[0])
+if __name__ == "__main__" or _SCRIPT in ("keras-dsr", "keras-dsr.exe", "keras_dsr_cli.py"):
+    try:  # the keras-dsr process itself (not an import by other code)
+        signal.signal(signal.SIGINT, _interrupted_early)  # keras_dsr.cli.main: its own
+    except ValueError:  # pragma: no cover - not the main thread
+        pass
+
+import argparse  # noqa: E402
 
 BACKENDS = ("jax", "tensorflow", "torch")
 
