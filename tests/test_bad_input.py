@@ -474,8 +474,10 @@ def test_kill_train_at_random_moments(files, tmp_path):
         outcomes.append((sig.name, during_save, round(time.perf_counter() - t0, 2),
                          p.returncode))
         allowed = {0, -signal.SIGKILL} if sig == signal.SIGKILL else {0, 130}
-        if outcomes[-1][2] < 0.3:  # the interpreter itself still starting: no code of ours
-            allowed.add(-sig)  # has run; killed by the signal (the shell reports 130)
+        if outcomes[-1][2] < 0.3:  # the interpreter itself still starting (its site
+            # module), no code of ours has run: CPython ends with -2 or 1; nothing written
+            allowed |= {-sig, 1}
+        print("kill try", k, outcomes[-1], flush=True)
         assert p.returncode in allowed, (outcomes[-1], err[-2000:])
         visible = sorted(n for n in os.listdir(out) if not n.startswith("."))
         assert visible == names, visible
