@@ -80,11 +80,11 @@ def _run(argv):
     argv = list(sys.argv[1:] if argv is None else argv)
     backend = requested_backend(argv)
     if backend is not None and "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = backend  # first: importing tensorflow imports keras
         error = backend_error(backend)
         if error:
             print(f"keras-dsr: error: {error}", file=sys.stderr)
             return 2
-        os.environ["KERAS_BACKEND"] = backend
     from keras_dsr.cli import main as run
 
     return run(argv)

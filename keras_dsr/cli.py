@@ -1201,11 +1201,8 @@ def _select_backend(argv):
         return None  # absent, or invalid: the full parser reports it
     if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != backend:
         return "--backend must be chosen before keras is imported"
-    error = backend_error(backend)
-    if error:
-        return error
-    os.environ["KERAS_BACKEND"] = backend
-    return None
+    os.environ["KERAS_BACKEND"] = backend  # first: importing tensorflow imports keras
+    return backend_error(backend)
 
 
 def main(argv=None):
