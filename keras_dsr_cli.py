@@ -11,11 +11,39 @@ Example (a shell):
     keras-dsr 0.1.0 (keras 3.15.1, backend torch)
 """
 
-import argparse
 import os
+import signal
 import sys
 
+
+def _interrupted_early(signum, frame):
+    """Ctrl-C while Python modules load (nothing written yet): end with 130 at once."""
+    sys.stderr.write("keras-dsr: interrupted\n")
+    os._exit(130)
+
+
+_SCRIPT = os.path.basename((getattr(sys, "argv", None) or [""])[0])
+if __name__ == "__main__" or _SCRIPT in ("keras-dsr", "keras-dsr.exe", "keras_dsr_cli.py"):
+    try:  # the keras-dsr process itself (not an import by other code)
+        signal.signal(signal.SIGINT, _interrupted_early)  # keras_dsr.cli.main: its own
+    except ValueError:  # pragma: no cover - not the main thread
+        pass
+
+import argparse  # noqa: E402
+
 BACKENDS = ("jax", "tensorflow", "torch")
+
+
+def backend_error(backend):
+    """None if the package of ``backend`` imports, else a one-line error text."""
+    import importlib
+
+    try:
+        importlib.import_module(backend)
+    except Exception as e:  # noqa: BLE001 - ImportError, or a broken installation
+        return (f"--backend {backend}: the {backend} package cannot be imported ({e}); "
+                f"install it or choose another of {', '.join(BACKENDS)}.")
+    return None
 
 
 def requested_backend(argv):
@@ -27,11 +55,36 @@ def requested_backend(argv):
 
 
 def main(argv=None):
-    """``keras-dsr`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    """``keras-dsr`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code.
+
+    Ctrl-C at any moment (importing the backend, compiling, training, writing) ends
+    the process with exit code 130; every file is written atomically, so none is
+    left half-written.
+    """
+    try:
+        code = _run(argv)
+    except KeyboardInterrupt:  # before the command's own handler is installed
+        print("keras-dsr: interrupted", file=sys.stderr)
+        code = 130
+    if code == 130:
+        # End here, without the interpreter's shutdown, during which a backend's
+        # compile threads that were cut short can crash the process (a segmentation
+        # fault after Ctrl-C).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    return code
+
+
+def _run(argv):
     argv = list(sys.argv[1:] if argv is None else argv)
     backend = requested_backend(argv)
     if backend is not None and "keras" not in sys.modules:
-        os.environ["KERAS_BACKEND"] = backend
+        os.environ["KERAS_BACKEND"] = backend  # first: importing tensorflow imports keras
+        error = backend_error(backend)
+        if error:
+            print(f"keras-dsr: error: {error}", file=sys.stderr)
+            return 2
     from keras_dsr.cli import main as run
 
     return run(argv)

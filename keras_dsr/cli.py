@@ -25,8 +25,16 @@ the model's standardised units.
 Recipe options default to :class:`keras_dsr.recipes.Recipe` (shown in ``--help``).
 
 Exit codes: 0 success; 1 the work failed (the demo's check); 2 a usage or input
-error (unknown system, missing or malformed file, wrong shapes), reported on
-stderr without a traceback.
+error (unknown system, missing or malformed file, wrong shapes, an output path
+that cannot be written), reported in one line on stderr without a traceback and
+before any training; 130 interrupted (Ctrl-C, at any moment).
+
+Files: every model, card, figure, data and score file is written to a temporary
+file beside it and moved into place (:mod:`keras_dsr.io`), so a killed or
+interrupted command leaves the previous file complete. ``train --resume`` keeps the
+last completed epoch in ``MODEL.keras.backup/`` (Keras ``BackupAndRestore``): run
+the same command again to continue an interrupted training to the result of an
+uninterrupted one.
 
 Example:
     $ keras-dsr reconstruct lorenz63 --steps 300 --output-dir runs/l63
@@ -42,6 +50,8 @@ import platform
 import statistics
 import sys
 import time
+
+from keras_dsr.io import atomic_path, atomic_write, check_writable
 
 BACKENDS = ("jax", "tensorflow", "torch")
 METHODS = ("deer", "quasi", "damped", "sequential")
@@ -333,12 +343,18 @@ def _load_model(path):
         raise UsageError(f"no model file at {path!r}.")
     if not path.endswith(".keras"):
         raise UsageError(f"{path!r}: expected a .keras model file.")
+    import zipfile
+
+    if not zipfile.is_zipfile(path):  # a .keras file is a zip archive
+        raise UsageError(f"could not load {path!r}: the file is corrupt or truncated (not a "
+                         f".keras zip archive; {os.path.getsize(path)} bytes).")
     try:
         model = keras.saving.load_model(path, compile=False)  # generation only
     except Exception as e:  # noqa: BLE001 - anything Keras raises on a bad file
         raise UsageError(f"could not load {path!r} as a Keras model: {e}") from None
     if not hasattr(model, "generate") or getattr(model, "observed_dim", None) is None:
         raise UsageError(f"{path!r} is not a trained keras_dsr DSR model.")
+    _check_weights(model, path)
     card = None
     json_path = _card_paths(path)[0]
     if os.path.isfile(json_path):
@@ -348,7 +364,67 @@ def _load_model(path):
         except (OSError, ValueError) as e:
             print(f"keras-dsr: warning: ignoring the unreadable model card {json_path!r}: {e}",
                   file=sys.stderr)
+    if card is not None:
+        _check_card(card, json_path)
     return model, card
+
+
+EVAL_MIN_STEPS = 200  # D_H smooths the spectra over 20 frequency bins (sigma), D_stsp bins
+# each variable into 30: below 200 steps (100 frequency bins) the scores mean nothing
+
+
+def _check_eval_length(data, spec):
+    if data.x.shape[0] < EVAL_MIN_STEPS:
+        raise UsageError(f"{spec!r} has {data.x.shape[0]} time steps; evaluating a model "
+                         f"needs at least {EVAL_MIN_STEPS}.")
+
+
+def _check_card(card, path):
+    """The model card's fields that are used (standardisation, dt): a clear error if bad."""
+    import numpy as np
+
+    if not isinstance(card, dict):
+        raise UsageError(f"model card {path!r}: expected a JSON object, got a "
+                         f"{type(card).__name__}.")
+    stats = card.get("standardization")
+    if stats is not None:
+        if not isinstance(stats, dict) or "mean" not in stats or "std" not in stats:
+            raise UsageError(f"model card {path!r}: 'standardization' must be an object with "
+                             "'mean' and 'std' lists.")
+        vals = {}
+        for key in ("mean", "std"):
+            v = stats[key]
+            ok = isinstance(v, list) and v and all(
+                isinstance(e, (int, float)) and not isinstance(e, bool) for e in v)
+            if not ok or not np.all(np.isfinite(np.asarray(v, float))):
+                raise UsageError(f"model card {path!r}: standardization {key} = {v!r}; expected "
+                                 "a non-empty list of finite numbers.")
+            vals[key] = np.asarray(v, float)
+        if vals["mean"].shape != vals["std"].shape:
+            raise UsageError(f"model card {path!r}: standardization mean has "
+                             f"{vals['mean'].size} value(s) but std has {vals['std'].size}.")
+        if np.any(vals["std"] <= 0):
+            raise UsageError(f"model card {path!r}: standardization std = {stats['std']!r}; "
+                             "every std must be > 0.")
+    data = card.get("data")
+    if data is not None and not isinstance(data, dict):
+        raise UsageError(f"model card {path!r}: 'data' must be an object.")
+    dt = (data or {}).get("dt")
+    if dt is not None and (isinstance(dt, bool) or not isinstance(dt, (int, float))
+                           or not np.isfinite(dt) or dt <= 0):
+        raise UsageError(f"model card {path!r}: data dt = {dt!r}; expected a positive number "
+                         "or null.")
+    return card
+
+
+def _check_weights(model, path):
+    import numpy as np
+    from keras import ops
+
+    for w in model.weights:
+        if not np.all(np.isfinite(ops.convert_to_numpy(w))):
+            raise UsageError(f"{path!r}: the weight {w.path!r} holds NaN/inf values; the "
+                             "model is unusable (retrain it).")
 
 
 def _check_features(model, data, spec):
@@ -377,6 +453,42 @@ def _alpha_type(text):
                                          f"got {text!r}") from None
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"a constant alpha must be in [0, 1], got {value}")
+    return value
+
+
+def _number(text, low=None, low_open=False, what="a number"):
+    """A finite float from ``text``, ``> low`` (``low_open``) or ``>= low``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    if low is not None and (value <= low if low_open else value < low):
+        raise argparse.ArgumentTypeError(f"expected a number {'>' if low_open else '>='} "
+                                         f"{low:g}, got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    return _number(text, 0.0, low_open=True)
+
+
+def _nonneg_float(text):
+    return _number(text, 0.0)
+
+
+def _finite_float(text):
+    return _number(text)
+
+
+def _nonneg_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
     return value
 
 
@@ -422,13 +534,13 @@ RECIPE_OPTIONS = (
     ("--batch-size", "batch_size", _positive_int, "windows per batch"),
     ("--steps", "steps", _positive_int, "optimiser steps in total"),
     ("--steps-per-epoch", "steps_per_epoch", _positive_int, "optimiser steps per epoch"),
-    ("--lr", "learning_rate", float, "initial Adam learning rate (cosine decay)"),
+    ("--lr", "learning_rate", _positive_float, "initial Adam learning rate (cosine decay)"),
     ("--alpha", "alpha", _alpha_type, "GTF forcing: 'adaptive' or a constant in [0, 1]"),
-    ("--gtf-gamma", "gtf_gamma", float, "adaptive GTF smoothing factor"),
+    ("--gtf-gamma", "gtf_gamma", _finite_float, "adaptive GTF smoothing factor"),
     ("--estimator", "alpha_estimator", str, "adaptive GTF Jacobian-norm estimator"),
     ("--method", "method", str, "DEER method (" + ", ".join(METHODS) + ")"),
     ("--train-length", "train_length", _positive_int, "steps of simulated training data"),
-    ("--latent-l2", "latent_l2", float, "LatentL2 penalty on the connection matrices"),
+    ("--latent-l2", "latent_l2", _nonneg_float, "LatentL2 penalty on the connection matrices"),
     ("--chunk-size", "chunk_size", _chunk_type, "DEER chunk length in steps: an int, 'none' "
      "(whole window) or 'auto' (default: %d on a CPU, whole window on an accelerator; same "
      "result, less time and memory on a CPU)" % CPU_CHUNK),
@@ -463,6 +575,11 @@ def _recipe(args):
                                            changes.get("seq_len", Recipe().seq_len))
     if changes.get("alpha_estimator", ESTIMATORS[0]) not in ESTIMATORS:
         raise UsageError(f"--estimator must be one of {', '.join(ESTIMATORS)}.")
+    from keras_dsr.data import MIN_LENGTH
+
+    if changes.get("seq_len", MIN_LENGTH) < MIN_LENGTH:  # the training windows' minimum
+        raise UsageError(f"--seq-len {changes['seq_len']}: the training window must be at "
+                         f"least {MIN_LENGTH} steps.")
     try:
         return Recipe().replace(**changes)
     except ValueError as e:
@@ -470,9 +587,25 @@ def _recipe(args):
 
 
 def _check_length(recipe, data):
+    """The recipe fits the data: window length and latent size (before any training)."""
     if recipe.seq_len > data.x.shape[0]:
         raise UsageError(f"--seq-len {recipe.seq_len} is longer than the training data "
                          f"({data.x.shape[0]} steps); choose a shorter --seq-len.")
+    _check_latent(recipe, data.x.shape[1])
+
+
+def _check_latent(recipe, n_features):
+    if recipe.latent_dim is not None and recipe.latent_dim < n_features:
+        raise UsageError(f"--latent {recipe.latent_dim}: the latent size must be at least the "
+                         f"number of observed variables ({n_features}).")
+
+
+def _check_out(path, flag="--output"):
+    """UsageError unless a file can be written at ``path`` (checked before any work)."""
+    try:
+        check_writable(path)
+    except ValueError as e:
+        raise UsageError(f"{flag} {path!r}: {e}") from None
 
 
 def _machine():
@@ -509,11 +642,8 @@ def _final_logs(history):
     return {k: float(v[-1]) for k, v in getattr(history, "history", {}).items() if v}
 
 
-def _write_card(model_path, card):
-    """Write ``card`` as MODEL.json and a readable MODEL.md; returns their paths."""
-    json_path, md_path = _card_paths(model_path)
-    with open(json_path, "w") as fh:
-        json.dump(card, fh, indent=2, default=float)
+def _card_markdown(model_path, card):
+    """The readable MODEL.md of ``card``."""
     recipe = card["recipe"]
     lines = [f"# Model card: {os.path.basename(model_path)}", "",
              f"Created {card['created']} by `{card['command']}`.", "",
@@ -535,9 +665,7 @@ def _write_card(model_path, card):
         lines += [f"| {LABELS[k]} | {v:.4g} | {_fmt(floor.get(k))} |"
                   for k, v in card["scores"].items()]
     lines += ["", "## Machine", ""] + [f"- {k}: {v}" for k, v in card["machine"].items()]
-    with open(md_path, "w") as fh:
-        fh.write("\n".join(lines) + "\n")
-    return json_path, md_path
+    return "\n".join(lines) + "\n"
 
 
 def _fmt(v):
@@ -557,21 +685,89 @@ def _make_card(args, data, recipe, history, seconds, scores=None, floor=None):
         "standardization": {"mean": [float(v) for v in data.mean],
                             "std": [float(v) for v in data.std]},
         "recipe": recipe.to_dict(),
-        "training": {"seconds": seconds, "epochs": len(history.epoch),
+        "training": {"seconds": seconds,
+                     "epochs": history.epoch[-1] + 1 if history.epoch else 0,
                      "final": _final_logs(history)},
         "machine": _machine(),
     }
+    if history.epoch and history.epoch[0] > 0:  # train --resume continued a run
+        card["training"]["resumed_at_epoch"] = history.epoch[0]
     if scores is not None:
         card["scores"], card["floor"] = scores, floor
     return card
+
+
+# ---------------------------------------------------------------- Ctrl-C
+_INTERRUPTED = []  # set by the SIGINT handler: raised again at the next safe point
+
+
+def _on_sigint(signum, frame):
+    """Record the interrupt and raise KeyboardInterrupt.
+
+    JAX runs Python callbacks from its garbage-collector hook ("_xla_gc_callback");
+    a KeyboardInterrupt raised inside one is printed as "Exception ignored" and
+    lost. The flag survives: :class:`_InterruptCheck` (after each batch) and
+    :func:`_raise_if_interrupted` (after training and after writing) raise it again.
+    """
+    _INTERRUPTED.append(signum)
+    raise KeyboardInterrupt
+
+
+def _raise_if_interrupted():
+    if _INTERRUPTED:
+        raise KeyboardInterrupt
+
+
+def _interrupt_callback_class():
+    import keras
+
+    class InterruptCheck(keras.callbacks.Callback):
+        """Raise KeyboardInterrupt at the next batch / epoch end after a swallowed Ctrl-C."""
+
+        def on_train_batch_end(self, batch, logs=None):
+            _raise_if_interrupted()
+
+        def on_epoch_end(self, epoch, logs=None):
+            _raise_if_interrupted()
+
+    return InterruptCheck
+
+
+def _InterruptCheck():  # noqa: N802 - builds the Keras callback lazily (keras import)
+    return _interrupt_callback_class()()
+
+
+def _backup_dir(model_path):
+    return model_path + ".backup"
 
 
 def _save_model(args, model, path, card):
     d = os.path.dirname(path)
     if d:
         os.makedirs(d, exist_ok=True)
-    model.save(path)
-    json_path, md_path = _write_card(path, card)
+    import signal
+    import threading
+
+    json_path, md_path = _card_paths(path)
+    text = json.dumps(card, indent=2, default=float)
+    markdown = _card_markdown(path, card)
+    # Model and card go to temporary files beside them first (a Ctrl-C or a kill there
+    # leaves the previous files untouched); then the three are moved into place one after
+    # the other, with Ctrl-C held back for those microseconds so they stay a set.
+    block = threading.current_thread() is threading.main_thread() and hasattr(
+        signal, "pthread_sigmask")
+    try:
+        with atomic_path(path) as tmp_model:
+            model.save(tmp_model)
+            with atomic_write(json_path) as fh:
+                fh.write(text)
+                with atomic_write(md_path) as fm:
+                    fm.write(markdown)
+                    if block:
+                        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    finally:
+        if block:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _say(args, f"wrote {path}, {json_path}, {md_path}")
 
 
@@ -641,9 +837,11 @@ def _save_array(path, x, columns):
     if d:
         os.makedirs(d, exist_ok=True)
     if path.lower().endswith(".npy"):
-        np.save(path, x)
+        with atomic_write(path, "wb") as fh:
+            np.save(fh, x)
     else:
-        np.savetxt(path, x, delimiter=",", header=",".join(columns), comments="")
+        with atomic_write(path) as fh:
+            np.savetxt(fh, x, delimiter=",", header=",".join(columns), comments="")
 
 
 def _check_output(path, extensions):
@@ -655,6 +853,7 @@ def _check_output(path, extensions):
 def cmd_simulate(args):
     system = _system(args.system)
     _check_output(args.output, DATA_EXT)
+    _check_out(args.output)
     tr = _simulate(system.name, args.steps, seed=args.seed, noise=args.noise, dt=args.dt,
                    burn_in=args.burn_in, standardize=args.standardize)
     _save_array(args.output, tr.x, [f"x{i + 1}" for i in range(tr.x.shape[1])])
@@ -667,16 +866,37 @@ def cmd_simulate(args):
 def cmd_train(args):
     recipe = _recipe(args)
     _check_output(args.output, (".keras",))
+    for path in (args.output, *_card_paths(args.output)):
+        _check_out(path)
     data = _training_data(args.data, args, recipe)
     _check_length(recipe, data)
     from keras_dsr.recipes import train
 
     _say(args, f"training on {data.x.shape[0]} steps x {data.x.shape[1]} variables: {recipe}")
-    model, history, seconds = train(recipe, data.x, verbose=_verbose(args))
+    callbacks = [_InterruptCheck()]
+    backup = _backup_dir(args.output)
+    if args.resume:
+        import keras
+
+        if os.path.isdir(backup):
+            _say(args, f"resuming from the backup in {backup}")
+        # after each epoch: weights, optimizer state and epoch count; deleted on success
+        callbacks.insert(0, keras.callbacks.BackupAndRestore(backup, save_freq="epoch",
+                                                             delete_checkpoint=True))
+    try:
+        model, history, seconds = train(recipe, data.x, callbacks=callbacks,
+                                        verbose=_verbose(args))
+    except KeyboardInterrupt:
+        if args.resume:
+            print(f"keras-dsr: the last completed epoch is kept in {backup}; run the same "
+                  "command again (with --resume) to continue", file=sys.stderr)
+        raise
+    _raise_if_interrupted()
     final = _final_logs(history)
     _say(args, f"trained in {seconds:.1f} s; final loss {final.get('loss', float('nan')):.4g}, "
                f"alpha {final.get('alpha', float('nan')):.3f}")
     _save_model(args, model, args.output, _make_card(args, data, recipe, history, seconds))
+    _raise_if_interrupted()
     return 0
 
 
@@ -684,9 +904,12 @@ def cmd_evaluate(args):
     from keras_dsr.measures import evaluate
 
     measures = _parse_measures(args.measures)
+    if args.output:
+        _check_out(args.output)
     model, card = _load_model(args.model)
     data = _test_data(args.data, args, card, length=args.length)
     _check_features(model, data, args.data)
+    _check_eval_length(data, args.data)
     if "pe" in measures and data.x.shape[0] <= PE_STEPS:
         raise UsageError(f"PE({PE_STEPS}) needs more than {PE_STEPS} test steps.")
     if "lyap" in measures and not data.dt:
@@ -696,7 +919,7 @@ def cmd_evaluate(args):
     ref = data.system.lyapunov_ref if data.system is not None else None
     _print_scores(scores, reference=ref)
     if args.output:
-        with open(args.output, "w") as fh:
+        with atomic_write(args.output) as fh:
             json.dump({"model": args.model, "data": data.info, "scores": scores}, fh, indent=2)
         _say(args, f"wrote {args.output}")
     return 0
@@ -706,6 +929,7 @@ def cmd_generate(args):
     import numpy as np
 
     _check_output(args.output, DATA_EXT)
+    _check_out(args.output)
     model, card = _load_model(args.model)
     if (args.x0 is None) == (args.source is None):
         raise UsageError("give exactly one of --x0 and --from.")
@@ -714,6 +938,9 @@ def cmd_generate(args):
             x0_raw = np.array([float(v) for v in args.x0.split(",")])
         except ValueError:
             raise UsageError(f"--x0 {args.x0!r}: expected comma-separated numbers.") from None
+        if not np.all(np.isfinite(x0_raw)):
+            raise UsageError(f"--x0 {args.x0!r}: every value must be a finite number "
+                             "(no nan or inf).")
         if x0_raw.size != model.observed_dim:
             raise UsageError(f"--x0 has {x0_raw.size} value(s); the model observes "
                              f"{model.observed_dim}.")
@@ -741,9 +968,11 @@ def cmd_generate(args):
 def cmd_plot(args):
     from keras_dsr.measures import generate_for_evaluation
 
+    _check_out(os.path.join(args.output_dir, "attractor.png"), "--output-dir")
     model, card = _load_model(args.model)
     data = _test_data(args.data, args, card, length=args.length)
     _check_features(model, data, args.data)
+    _check_eval_length(data, args.data)
     x_gen = generate_for_evaluation(model, data.x)
     paths = _save_figures(args.output_dir, data.x, x_gen, data.dt,
                           f"{os.path.basename(args.model)} on {os.path.basename(args.data)}")
@@ -757,18 +986,22 @@ def cmd_reconstruct(args):
     system = _autonomous(_system(args.system))
     recipe = _recipe(args)
     measures = _parse_measures(args.measures)
+    _check_latent(recipe, system.n_obs)
+    outdir = args.output_dir or f"keras_dsr_{system.name}"
+    for name in ("model.keras", "model.json", "model.md", "attractor.png"):
+        _check_out(os.path.join(outdir, name), "--output-dir")
     if recipe.seq_len > recipe.train_length:
         raise UsageError(f"--seq-len {recipe.seq_len} is longer than the training data "
                          f"(--train-length {recipe.train_length}).")
     test_length = args.test_length or _default_test_length()
     if "pe" in measures and test_length <= PE_STEPS:
         raise UsageError(f"PE({PE_STEPS}) needs --test-length > {PE_STEPS}.")
-    outdir = args.output_dir or f"keras_dsr_{system.name}"
     _say(args, f"reconstructing {system.name} (dt = {system.dt:g}): training on "
                f"{recipe.train_length} simulated steps, testing on {test_length}")
     _say(args, f"recipe: {recipe}")
     res = reconstruct(system.name, recipe, measures=measures, test_length=test_length,
-                      with_floor=True, verbose=_verbose(args))
+                      with_floor=True, callbacks=[_InterruptCheck()], verbose=_verbose(args))
+    _raise_if_interrupted()
     final = _final_logs(res.history)
     _say(args, f"trained in {res.seconds:.1f} s; final loss {final.get('loss', float('nan')):.4g}, "
                f"alpha {final.get('alpha', float('nan')):.3f}")
@@ -787,6 +1020,7 @@ def cmd_reconstruct(args):
     card = _make_card(args, data, recipe, res.history, res.seconds, scores=res.scores,
                       floor=floor)
     _save_model(args, res.model, os.path.join(outdir, "model.keras"), card)
+    _raise_if_interrupted()
     return 0
 
 
@@ -797,7 +1031,7 @@ def _common(defaults):
     kw = {} if defaults else {"default": argparse.SUPPRESS}
     p.add_argument("--backend", choices=BACKENDS,
                    help="Keras backend (default: KERAS_BACKEND, else jax)", **kw)
-    p.add_argument("--seed", type=int, help="seed of weights, windows and simulated data "
+    p.add_argument("--seed", type=_nonneg_int, help="seed of weights, windows and simulated data "
                    "(default 0)", **({"default": 0} if defaults else kw))
     p.add_argument("--quiet", action="store_true", help="no progress output", **kw)
     return p
@@ -805,6 +1039,15 @@ def _common(defaults):
 
 def cmd_zoo(args):
     """``zoo list | show NAME | evaluate NAME``: the shipped pretrained presets."""
+    from keras_dsr import zoo
+
+    try:
+        return _zoo(args)
+    except zoo.PresetError as e:  # an unknown name, a bad manifest or preset file
+        raise UsageError(str(e)) from None
+
+
+def _zoo(args):
     import json
 
     from keras_dsr import zoo
@@ -819,7 +1062,7 @@ def cmd_zoo(args):
         for name in names:
             info = zoo.preset_info(name)
             sc = info.get("card", {}).get("scores", {})
-            print(f"{name:<14}{info['system']:<18}{_fmt(sc.get('dstsp')):>9}"
+            print(f"{name:<14}{str(info.get('system')):<18}{_fmt(sc.get('dstsp')):>9}"
                   f"{_fmt(sc.get('dh')):>9}{_fmt(sc.get('lyap')):>12}")
         return 0
     if not args.name:
@@ -869,10 +1112,10 @@ def build_parser():
     p = add("simulate", cmd_simulate, "simulate a system into a .npy / .csv file")
     p.add_argument("system", help="system name (see 'keras-dsr systems')")
     p.add_argument("--steps", type=_positive_int, default=10_000, help="samples (default 10000)")
-    p.add_argument("--noise", type=float, default=0.0,
+    p.add_argument("--noise", type=_nonneg_float, default=0.0,
                    help="observation noise, fraction of each variable's std (default 0)")
-    p.add_argument("--dt", type=float, help="sampling interval (default: the system's)")
-    p.add_argument("--burn-in", type=float, help="transient discarded, in time units "
+    p.add_argument("--dt", type=_positive_float, help="sampling interval (default: the system's)")
+    p.add_argument("--burn-in", type=_nonneg_float, help="transient discarded, in time units "
                    "(default: the system's)")
     p.add_argument("--standardize", action="store_true", help="z-score each variable")
     p.add_argument("--output", "-o", required=True, help="output file (.npy or .csv)")
@@ -881,10 +1124,14 @@ def build_parser():
     p.add_argument("data", help=data_help + " (standardised for training)")
     p.add_argument("--output", "-o", required=True, help="model file (.keras); the card "
                    "goes next to it (.json, .md)")
-    p.add_argument("--dt", type=float, help="sampling interval: of the file's data (recorded "
+    p.add_argument("--dt", type=_positive_float, help="sampling interval: of the file's data (recorded "
                    "in the card), or to simulate a system with")
-    p.add_argument("--noise", type=float, default=0.0,
+    p.add_argument("--noise", type=_nonneg_float, default=0.0,
                    help="observation noise of simulated data (default 0)")
+    p.add_argument("--resume", action="store_true", help="keep the state of the last "
+                   "completed epoch in MODEL.keras.backup/ while training (Keras "
+                   "BackupAndRestore) and continue from it if it exists; pass it to the first "
+                   "run too. Deleted when training completes")
     _add_recipe_options(p)
 
     measures_help = ("comma-separated measures: dstsp (D_stsp), dh (D_H), pe (PE(20)), "
@@ -897,7 +1144,7 @@ def build_parser():
     p.add_argument("--measures", default="dstsp,dh,pe", help=measures_help +
                    " (default dstsp,dh,pe)")
     p.add_argument("--length", type=_positive_int, help=length_help)
-    p.add_argument("--dt", type=float, help="sampling interval (default: card / system)")
+    p.add_argument("--dt", type=_positive_float, help="sampling interval (default: card / system)")
     p.add_argument("--output", "-o", help="also write the scores as JSON")
 
     p = add("generate", cmd_generate, "free run of a trained model")
@@ -908,7 +1155,7 @@ def build_parser():
                    data_help)
     p.add_argument("--index", type=int, default=0, help="time step of --from (default 0)")
     p.add_argument("--steps", type=_positive_int, default=10_000, help="steps (default 10000)")
-    p.add_argument("--dt", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--dt", type=_positive_float, help=argparse.SUPPRESS)
     p.add_argument("--output", "-o", required=True, help="output file (.npy or .csv)")
 
     p = add("plot", cmd_plot, "attractor, power spectra and time series of a model (PNG)")
@@ -916,7 +1163,7 @@ def build_parser():
     p.add_argument("data", help=data_help)
     p.add_argument("--output-dir", default=".", help="folder for the PNGs (default .)")
     p.add_argument("--length", type=_positive_int, help=length_help)
-    p.add_argument("--dt", type=float, help="sampling interval (default: card / system)")
+    p.add_argument("--dt", type=_positive_float, help="sampling interval (default: card / system)")
 
     p = add("reconstruct", cmd_reconstruct,
             "simulate a system, train, score against the floor; figures, model and card")
@@ -947,15 +1194,15 @@ def _select_backend(argv):
     The ``keras-dsr`` script (``keras_dsr_cli``) does this before importing this module;
     here it matters for ``main`` called in-process.
     """
-    from keras_dsr_cli import requested_backend
+    from keras_dsr_cli import backend_error, requested_backend
 
     backend = requested_backend(argv)
     if backend is None:
         return None  # absent, or invalid: the full parser reports it
     if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != backend:
         return "--backend must be chosen before keras is imported"
-    os.environ["KERAS_BACKEND"] = backend
-    return None
+    os.environ["KERAS_BACKEND"] = backend  # first: importing tensorflow imports keras
+    return backend_error(backend)
 
 
 def main(argv=None):
@@ -973,6 +1220,13 @@ def main(argv=None):
     except SystemExit as e:  # --help (0) or a usage error (2), already printed
         return e.code if isinstance(e.code, int) else 0
     args.argv = argv
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        _INTERRUPTED.clear()
+        previous = signal.signal(signal.SIGINT, _on_sigint)
     try:
         if args.command == "demo":
             if args.steps < 2:
@@ -984,8 +1238,12 @@ def main(argv=None):
         print(f"keras-dsr {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("keras-dsr: interrupted", file=sys.stderr)
+        print("keras-dsr: interrupted; nothing was written by the interrupted step",
+              file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":

@@ -24,12 +24,19 @@ __all__ = ["TrajectoryWindows", "load_trajectory", "standardize"]
 MIN_LENGTH = 10
 
 
-def _check_array(x, name, min_length=MIN_LENGTH):
-    """Validate one trajectory: a finite [T, N] float array with T >= min_length."""
+def _check_array(x, name, min_length=MIN_LENGTH, dtype=None):
+    """Validate one trajectory: a finite [T, N] real array with T >= min_length.
+
+    ``dtype``: the working dtype; finite values beyond its range (1e39 in
+    float32) are refused here rather than becoming inf later.
+    """
     try:
         x = np.asarray(x)
     except Exception as e:  # noqa: BLE001
         raise TypeError(f"{name} must be an array [T, N], got {type(x)}.") from e
+    if np.iscomplexobj(x):
+        raise TypeError(f"{name} is complex ({x.dtype}); only real-valued data are allowed "
+                        "(pass x.real or np.abs(x) explicitly if that is what you mean).")
     if x.dtype == object or not np.issubdtype(x.dtype, np.number):
         raise TypeError(f"{name} must be numeric, got dtype {x.dtype}.")
     if x.ndim == 1:
@@ -51,6 +58,16 @@ def _check_array(x, name, min_length=MIN_LENGTH):
             f"{name} contains {int(bad.sum())} NaN/inf value(s); the first is at time "
             f"step {t}, variable {n}."
         )
+    if dtype is not None and np.issubdtype(np.dtype(dtype), np.floating):
+        limit = float(np.finfo(dtype).max)
+        big = np.abs(x.astype(np.float64, copy=False)) > limit
+        if big.any():
+            t, n = np.argwhere(big)[0]
+            raise ValueError(
+                f"{name} has {int(big.sum())} finite value(s) too large for {np.dtype(dtype)} "
+                f"(|x| > {limit:.3g}); the first is {x[t, n]:.3g} at time step {t}, variable "
+                f"{n}. Rescale the data or choose a wider dtype."
+            )
     return x
 
 
@@ -65,8 +82,15 @@ def standardize(x, mean=None, std=None):
         ([-1.0, 1.0], [1.0], [1.0])
     """
     x = np.asarray(x, dtype=np.float64)
-    mean = x.mean(axis=0) if mean is None else np.asarray(mean, dtype=np.float64)
-    std = x.std(axis=0) if std is None else np.asarray(std, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = x.mean(axis=0) if mean is None else np.asarray(mean, dtype=np.float64)
+        std = x.std(axis=0) if std is None else np.asarray(std, dtype=np.float64)
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
+        raise ValueError(
+            f"standardize: the mean / std of the data are not finite (mean {mean.tolist()}, "
+            f"std {std.tolist()}): values up to {np.max(np.abs(x)):.3g} are too large to "
+            "standardise in float64; rescale the data first."
+        )
     std = np.where(std > 0, std, 1.0)
     return (x - mean) / std, mean, std
 
@@ -99,10 +123,22 @@ def load_trajectory(path, min_length=MIN_LENGTH, delimiter=",", dtype="float32",
         raise FileNotFoundError(f"No trajectory file at {path!r}.")
     ext = os.path.splitext(path)[1].lower()
     if ext == ".npy":
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+        if magic != b"\x93NUMPY":
+            raise ValueError(f"{path!r} is not a valid .npy file (no NumPy header; "
+                             f"{os.path.getsize(path)} bytes).")
         try:
             x = np.load(path, allow_pickle=False)
+        except ValueError as e:
+            if "allow_pickle" in str(e) or "Object arrays" in str(e):
+                raise ValueError(f"{path!r} holds Python objects (dtype object), not numbers; "
+                                 "save a numeric array [T, N].") from e
+            raise ValueError(f"{path!r} is not a valid .npy file (corrupt or truncated: "
+                             f"{e}).") from e
         except Exception as e:  # noqa: BLE001
-            raise ValueError(f"Could not read {path!r} as a .npy array: {e}") from e
+            raise ValueError(f"{path!r} is not a valid .npy file (corrupt or truncated: "
+                             f"{e}).") from e
     elif ext == ".csv":
         with open(path) as fh:
             lines = [ln for ln in fh.read().splitlines() if ln.strip()]
@@ -121,17 +157,20 @@ def load_trajectory(path, min_length=MIN_LENGTH, delimiter=",", dtype="float32",
             ) from e
     else:
         raise ValueError(f"Unsupported file type {ext!r} for {path!r}; expected .npy or .csv.")
-    x = _check_array(x, f"The data in {path!r}", min_length=min_length)
+    x = _check_array(x, f"The data in {path!r}", min_length=min_length, dtype=dtype)
     if x.shape[1] > x.shape[0]:
         raise ValueError(
             f"The data in {path!r} has shape {x.shape}: more variables than time steps. "
             "Expected [T, N] with time along the first axis; transpose it (x.T)."
         )
-    x = x.astype(dtype)
     if standardize_data:
-        x, mean, std = standardize(x)
+        try:
+            x, mean, std = standardize(x)
+        except ValueError as e:
+            raise ValueError(f"The data in {path!r}: {e}") from None
         x = x.astype(dtype)
     else:
+        x = x.astype(dtype)
         mean, std = np.zeros(x.shape[1]), np.ones(x.shape[1])
     return (x, mean, std) if return_stats else x
 
@@ -184,7 +223,7 @@ class TrajectoryWindows(keras.utils.PyDataset):
         if not trajs:
             raise ValueError("data must be an array [T, N] or a non-empty list of them.")
         self.trajectories = [
-            _check_array(x, f"data[{k}]" if len(trajs) > 1 else "data").astype(dtype)
+            _check_array(x, f"data[{k}]" if len(trajs) > 1 else "data", dtype=dtype).astype(dtype)
             for k, x in enumerate(trajs)
         ]
         n = {x.shape[1] for x in self.trajectories}

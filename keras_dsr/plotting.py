@@ -35,7 +35,10 @@ def _figure(figsize):
 
 def _save(fig, path, dpi):
     if path is not None:
-        fig.savefig(path, dpi=dpi, format="png")
+        from keras_dsr.io import atomic_path
+
+        with atomic_path(path) as tmp:  # a killed run leaves no half-written PNG
+            fig.savefig(tmp, dpi=dpi, format="png")
     return fig
 
 

@@ -15,9 +15,12 @@ Example:
     >>> traj = model.generate([0.1, 0.2, 0.3], steps=10_000)   # [10000, 3]
 """
 
+import contextlib
 import hashlib
 import json
 import os
+
+from keras_dsr.io import atomic_save_model, atomic_write
 
 __all__ = ["list_presets", "preset_info", "preset_path", "load_preset", "install_preset",
            "remove_preset", "sha256", "PresetError", "PRESET_DIR"]
@@ -45,10 +48,33 @@ def _manifest(preset_dir=None):
         return {}
     try:
         with open(path) as fh:
-            return json.load(fh)
+            manifest = json.load(fh)
     except (OSError, ValueError) as e:
         raise PresetError(f"The zoo manifest {MANIFEST!r} is unreadable ({e}); reinstall "
                           "keras-dsr.") from e
+    if not isinstance(manifest, dict):
+        raise PresetError(f"The zoo manifest {MANIFEST!r} is a {type(manifest).__name__}, "
+                          "expected an object; reinstall keras-dsr.")
+    return manifest
+
+
+_SHA_HEX = frozenset("0123456789abcdef")
+
+
+def _check_entry(name, entry):
+    """A manifest entry that can be used: an object with a file name and a SHA-256."""
+    if not isinstance(entry, dict):
+        raise PresetError(f"Preset {name!r}: its manifest entry is a "
+                          f"{type(entry).__name__}, expected an object; reinstall keras-dsr.")
+    file = entry.get("file")
+    if not isinstance(file, str) or not file or os.path.basename(file) != file:
+        raise PresetError(f"Preset {name!r}: manifest 'file' = {file!r}; expected a file name "
+                          "in the preset folder; reinstall keras-dsr.")
+    digest = entry.get("sha256")
+    if not (isinstance(digest, str) and len(digest) == 64 and set(digest) <= _SHA_HEX):
+        raise PresetError(f"Preset {name!r}: manifest 'sha256' = {digest!r}; expected 64 "
+                          "lowercase hex digits; reinstall keras-dsr.")
+    return entry
 
 
 def list_presets(preset_dir=None):
@@ -65,7 +91,7 @@ def preset_info(name, preset_dir=None):
     manifest = _manifest(preset_dir)
     if not isinstance(name, str) or name not in manifest:
         raise PresetError(f"Unknown preset {name!r}; known presets: {sorted(manifest)}.")
-    return dict(manifest[name], name=name)
+    return dict(_check_entry(name, manifest[name]), name=name)
 
 
 def preset_path(name, preset_dir=None, verify=True):
@@ -116,31 +142,72 @@ def load_preset(name, compile=False, preset_dir=None):
     return model
 
 
-def _update_manifest(name, entry, preset_dir):
-    """Set (``entry`` a dict) or drop (``entry`` None) ``name`` in the manifest.
-
-    Read-modify-write under an exclusive lock (POSIX), so that builds of different
-    presets running side by side keep each other's entries.
-    """
-    directory = preset_dir or PRESET_DIR
+@contextlib.contextmanager
+def _zoo_lock(directory):
+    """An exclusive lock on the preset folder (POSIX ``flock``; none on Windows)."""
     os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, MANIFEST)
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: no concurrent builds
         fcntl = None
-    with open(os.path.join(directory, ".manifest.lock"), "w") as lock:
+    with open(os.path.join(directory, ".manifest.lock"), "a") as lock:
         if fcntl is not None:
             fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _update_manifest(name, entry, preset_dir, locked=False):
+    """Set (``entry`` a dict) or drop (``entry`` None) ``name`` in the manifest.
+
+    Read-modify-write under an exclusive lock (POSIX), so that builds of different
+    presets running side by side keep each other's entries (``locked``: the caller
+    holds it).
+    """
+    directory = preset_dir or PRESET_DIR
+    path = os.path.join(directory, MANIFEST)
+    with contextlib.nullcontext() if locked else _zoo_lock(directory):
         manifest = _manifest(directory)
         if entry is None:
             manifest.pop(name, None)
         else:
             manifest[name] = entry
-        with open(path + ".tmp", "w") as fh:
+        with atomic_write(path) as fh:  # unique temporary name, fsync, os.replace
             json.dump(manifest, fh, indent=1, sort_keys=True)
             fh.write("\n")
-        os.replace(path + ".tmp", path)
+
+
+def _check_preset_fields(system, dt, mean, std, model):
+    """install_preset's arguments: a known system, dt > 0, matching finite mean / std > 0."""
+    import numpy as np
+
+    from keras_dsr.systems import list_systems
+
+    if system not in list_systems():
+        raise ValueError(f"install_preset: unknown `system` {system!r}; known systems: "
+                         f"{', '.join(list_systems())}.")
+    if isinstance(dt, bool) or not isinstance(dt, (int, float, np.floating, np.integer)) or \
+            not np.isfinite(dt) or dt <= 0:
+        raise ValueError(f"install_preset: `dt` must be a finite number > 0, got {dt!r}.")
+    arrays = {}
+    for key, value in (("mean", mean), ("std", std)):
+        try:
+            arr = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(f"install_preset: `{key}` must be a list of numbers, got "
+                             f"{value!r}.") from None
+        if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)):
+            raise ValueError(f"install_preset: `{key}` must be a non-empty 1-D list of finite "
+                             f"numbers, got {value!r}.")
+        arrays[key] = arr
+    if arrays["mean"].size != arrays["std"].size:
+        raise ValueError(f"install_preset: `mean` has {arrays['mean'].size} value(s) but "
+                         f"`std` has {arrays['std'].size}.")
+    if np.any(arrays["std"] <= 0):
+        raise ValueError(f"install_preset: every `std` must be > 0, got {std!r}.")
+    n = getattr(model, "observed_dim", None)
+    if n is not None and n != arrays["mean"].size:
+        raise ValueError(f"install_preset: `mean`/`std` have {arrays['mean'].size} value(s) "
+                         f"but the model observes {n} variable(s).")
 
 
 def install_preset(model, name, system, dt, mean, std, recipe=None, card=None,
@@ -171,19 +238,15 @@ def install_preset(model, name, system, dt, mean, std, recipe=None, card=None,
     """
     import numpy as np
 
-    if not isinstance(name, str) or not name or os.sep in name:
+    if not isinstance(name, str) or not name or os.sep in name or name.startswith("."):
         raise ValueError(f"install_preset: `name` must be a non-empty file name, got {name!r}.")
+    _check_preset_fields(system, dt, mean, std, model)
     directory = preset_dir or PRESET_DIR
-    os.makedirs(directory, exist_ok=True)
     target = os.path.join(directory, f"{name}.keras")
-    tmp = os.path.join(directory, f".{name}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, target)
     if recipe is not None and hasattr(recipe, "to_dict"):
         recipe = recipe.to_dict()
     entry = {
         "file": f"{name}.keras",
-        "sha256": sha256(target),
         "system": system,
         "dt": float(dt),
         "mean": np.asarray(mean, dtype=float).round(8).tolist(),
@@ -192,7 +255,12 @@ def install_preset(model, name, system, dt, mean, std, recipe=None, card=None,
     }
     if card is not None:
         entry["card"] = card
-    _update_manifest(name, entry, preset_dir)
+    # file, checksum and manifest entry as one step under the folder's lock: two
+    # processes installing the same name cannot pair one's file with the other's checksum
+    with _zoo_lock(directory):
+        atomic_save_model(model, target)  # unique temporary .keras beside it, os.replace
+        entry["sha256"] = sha256(target)
+        _update_manifest(name, entry, preset_dir, locked=True)
     return entry
 
 
