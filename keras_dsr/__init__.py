@@ -24,8 +24,9 @@ __version__ = "0.1.0"
 
 #: Subpackages and modules available as attributes, imported on first access.
 _SUBMODULES = frozenset({
-    "callbacks", "cells", "data", "layers", "losses", "measures", "metrics", "models",
-    "ops", "plotting", "recipes", "regularizers", "systems", "tuning", "utils", "zoo",
+    "callbacks", "cells", "data", "datasets", "embedding", "layers", "losses", "measures",
+    "metrics", "models", "ops", "plotting", "recipes", "reconstruction", "regularizers",
+    "schedules", "systems", "tuning", "utils", "zoo",
 })
 #: Classes available at the top level, and the subpackage that defines each.
 _CLASSES = {
@@ -34,12 +35,16 @@ _CLASSES = {
     "DSRMeasures": "callbacks",
     "DSRModel": "models",
     "SSMModel": "models",
+    "AdaptiveForcing": "schedules",
+    "ConstantForcing": "schedules",
     "GTFDEERLayer": "layers",
     "ParallelScanRNN": "layers",
 }
 
 __all__ = [
+    "AdaptiveForcing",
     "AdaptiveGTF",
+    "ConstantForcing",
     "ConstantAlpha",
     "DSRMeasures",
     "DSRModel",
@@ -52,9 +57,13 @@ __all__ = [
     "losses",
     "measures",
     "metrics",
+    "datasets",
+    "embedding",
     "models",
     "ops",
+    "recipes",
     "regularizers",
+    "schedules",
     "systems",
     "__version__",
 ]

@@ -28,7 +28,8 @@ import sys
 from keras_dsr._backend import ensure_default_backend
 
 #: The subpackages/modules whose import registers serialisable classes.
-REGISTERING = ("cells", "layers", "regularizers", "losses", "metrics", "callbacks", "models")
+REGISTERING = ("cells", "layers", "regularizers", "losses", "metrics", "schedules", "callbacks",
+               "models")
 
 _state = {"registered": False, "registering": False}
 

@@ -24,8 +24,8 @@ the model's standardised units.
 
 Recipe options default to :class:`keras_dsr.recipes.Recipe` (shown in ``--help``).
 
-Exit codes: 0 success; 1 the work failed (the demo's check); 2 a usage or input
-error (unknown system, missing or malformed file, wrong shapes, an output path
+Exit codes: 0 success; 1 the work failed (the demo's check, or training diverged:
+nothing is saved then); 2 a usage or input error (unknown system, missing or malformed file, wrong shapes, an output path
 that cannot be written), reported in one line on stderr without a traceback and
 before any training; 130 interrupted (Ctrl-C, at any moment).
 
@@ -1237,6 +1237,9 @@ def main(argv=None):
     except UsageError as e:
         print(f"keras-dsr {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except FloatingPointError as e:  # TrainingDiverged: training failed, nothing was saved
+        print(f"keras-dsr {args.command}: {e} Nothing was written.", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("keras-dsr: interrupted; nothing was written by the interrupted step",
               file=sys.stderr)

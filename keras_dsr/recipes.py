@@ -145,8 +145,14 @@ class Recipe:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"Recipe: `{name}` must be a positive int, got {v!r}.")
-        if self.seq_len < 2:
-            raise ValueError(f"Recipe: `seq_len` must be >= 2, got {self.seq_len}.")
+        from keras_dsr.data import MIN_LENGTH
+
+        if self.seq_len < MIN_LENGTH:
+            raise ValueError(f"Recipe: `seq_len` must be >= {MIN_LENGTH} (the shortest training "
+                             f"window), got {self.seq_len}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) \
+                or self.seed < 0:
+            raise ValueError(f"Recipe: `seed` must be an int >= 0, got {self.seed!r}.")
         for name in ("chunk_size", "init_seed"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer))
@@ -358,7 +364,9 @@ def train(recipe, x, validation=None, score_fn=None, callbacks=(), verbose="auto
         selector = BestCheckpoint(score_fn, epochs=r.select_epochs) if selecting else None
         t_try = time.perf_counter()
         history = m.fit(windows, epochs=epochs, verbose=verbose, initial_epoch=initial_epoch,
-                        callbacks=list(callbacks) + ([selector] if selector else []))
+                        shuffle=False,
+                        callbacks=[WindowEpoch(windows)] + list(callbacks)
+                        + ([selector] if selector else []))
         row = {"init_seed": r.weight_seed,
                "train_seconds": round(time.perf_counter() - t_try, 1)}
         score = 0.0
@@ -395,13 +403,28 @@ def _finetune(model, recipe, trajectories, score_fn, start_score, callbacks, ver
     selector = BestCheckpoint(score_fn, epochs=range(every, n_epochs, every),
                               start_score=start_score)
     t0 = time.perf_counter()
-    model.fit(windows, epochs=n_epochs, verbose=verbose,
-              callbacks=list(callbacks) + [selector])
+    model.fit(windows, epochs=n_epochs, verbose=verbose, shuffle=False,
+              callbacks=[WindowEpoch(windows)] + list(callbacks) + [selector])
     return dict(ft, seconds=round(time.perf_counter() - t0, 1),
                 kept_step=selector.best_epoch * recipe.steps_per_epoch,
                 score=round(float(selector.best_score), 4),
                 scores={e * recipe.steps_per_epoch: round(float(v), 4)
                         for e, v in selector.scores.items()})
+
+
+class WindowEpoch(keras.callbacks.Callback):
+    """Sets the :class:`~keras_dsr.data.TrajectoryWindows` epoch to Keras's at each
+    epoch's start, so that a run resumed at epoch e (``BackupAndRestore``,
+    ``initial_epoch``) draws the windows an uninterrupted run draws there. (The
+    windows are a pure function of (seed, epoch, index); :func:`train` fits with
+    ``shuffle=False``, so their order is too.)"""
+
+    def __init__(self, windows):
+        super().__init__()
+        self.windows = windows
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.windows.epoch = epoch
 
 
 def validation_score_fn(x_val):
