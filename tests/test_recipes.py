@@ -12,7 +12,11 @@ from keras_dsr.systems import simulate, simulate_ensemble
 
 @pytest.mark.parametrize("field,value,match", [
     ("cell", "lstm", "`cell` must be one of"),
-    ("seq_len", 1, "`seq_len` must be >= 2"),
+    ("seq_len", 5, "`seq_len` must be >= 10"),
+    ("seed", -5, "`seed` must be an int >= 0"),
+    ("learning_rate", float("inf"), "`learning_rate` must be a finite number"),
+    ("forcing", "half", "`forcing` must be"),
+    ("tries", 0, "`tries` must be a positive int"),
     ("steps", 0, "`steps` must be a positive int"),
     ("batch_size", 2.5, "`batch_size` must be a positive int"),
     ("alpha", 1.5, "`alpha` must be 'adaptive' or in"),

@@ -13,10 +13,11 @@ from keras_dsr.losses import ObservationMSE
 from keras_dsr.metrics import LastValue
 from keras_dsr.models._checks import validate_windows
 from keras_dsr.models.engine import GuardedModel
+from keras_dsr.models.free_run import FreeRunning
 
 
 @keras.saving.register_keras_serializable(package="keras_dsr")
-class DSRModel(GuardedModel):
+class DSRModel(FreeRunning, GuardedModel):
     """A dynamical-systems-reconstruction model trained by generalized teacher forcing.
 
     The latent model ``z_t = F(z_{t-1})`` (a :class:`~keras_dsr.cells.DSRCell`) is
@@ -228,45 +229,75 @@ class DSRModel(GuardedModel):
         return float(ops.convert_to_numpy(self.gtf.alpha))
 
     # ----------------------------------------------------------- generation
-    def generate(self, x0, steps, return_latent=False):
-        """Run the model freely from observations ``x0``.
+    # ----------------------------------------------------------- generation
+    def run_initial_state(self, x0):
+        return (self.gtf.initial_state(x0),)
+
+    def run_step(self, state):
+        return (self.cell(state[0]),)
+
+    def run_observe(self, states):
+        return self.gtf.observe(states[0])
+
+    def generate(self, x0=None, steps=None, burn_in=0, return_latent=False, return_state=False,
+                 state=None):
+        """Run the model freely from observations ``x0`` or from a latent ``state``.
 
         Args:
-            x0: ``[B, N]`` or ``[N]`` initial observation (the latent state is
-                ``[x0, g(x0)]`` as in training).
-            steps: number of steps to generate (int >= 1).
-            return_latent: also return the latent trajectory.
+            x0: ``[B, N]`` or ``[N]`` initial observation (the latent state is the
+                observation model's ``init(x0)``, as in training), or None with ``state``.
+            steps: number of steps returned (int >= 1).
+            burn_in: steps run first and dropped (int >= 0), e.g. a transient.
+            return_latent: also return the latent trajectory ``[B, steps, M]``.
+            return_state: also return the last latent state ``[B, M]``; pass it as
+                ``state`` to continue the run where it stopped.
+            state: ``[B, M]`` or ``[M]`` latent state to start from instead of ``x0``.
 
         Returns:
-            numpy ``[B, steps, N]`` (``[steps, N]`` for a 1-D ``x0``): the
-            observations of ``z_1..z_steps``; with ``return_latent`` a pair
-            ``(obs, latent [B, steps, M])``. A trajectory that becomes non-finite
-            is returned as is with a ``RuntimeWarning`` naming the step.
+            numpy ``[B, steps, N]`` (``[steps, N]`` for a 1-D ``x0`` / ``state``): the
+            observations of ``z_{burn_in+1} .. z_{burn_in+steps}``; then, as asked, the
+            latent trajectory and the last state, as a tuple. A trajectory that becomes
+            non-finite is returned as is with a ``RuntimeWarning`` naming the step.
+
+        Example:
+            >>> x, last = model.generate(x0, 1000, burn_in=100, return_state=True)
+            >>> more = model.generate(state=last, steps=1000)     # continues the run
         """
         if not self.built:
             raise ValueError("DSRModel.generate: the model is not built; fit or build it first.")
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
             raise ValueError(f"`steps` must be a positive int, got {steps!r}.")
-        x0 = np.asarray(x0, dtype="float32")
-        single = x0.ndim == 1
+        if isinstance(burn_in, bool) or not isinstance(burn_in, (int, np.integer)) or burn_in < 0:
+            raise ValueError(f"`burn_in` must be an int >= 0, got {burn_in!r}.")
+        if (x0 is None) == (state is None):
+            raise ValueError("DSRModel.generate: give exactly one of `x0` and `state`.")
+        m = self.cell.latent_dim
+        start, width, name = (x0, self.observed_dim, "x0") if state is None else (state, m, "state")
+        start = np.asarray(start, dtype="float32")
+        single = start.ndim == 1
         if single:
-            x0 = x0[None]
-        if x0.ndim != 2 or x0.shape[-1] != self.observed_dim:
-            raise ValueError(
-                f"`x0` must have shape [B, {self.observed_dim}] or [{self.observed_dim}], "
-                f"got {x0.shape}."
-            )
-        z0 = self.gtf.initial_state(ops.convert_to_tensor(x0))
-        latent = np.asarray(ops.convert_to_numpy(free_run(self.cell, z0, int(steps))))
+            start = start[None]
+        if start.ndim != 2 or start.shape[-1] != width:
+            raise ValueError(f"`{name}` must have shape [B, {width}] or [{width}], "
+                             f"got {start.shape}.")
+        if not np.all(np.isfinite(start)):
+            raise ValueError(f"`{name}` contains NaN or inf: a free run needs a finite start.")
+        start = ops.convert_to_tensor(start)
+        z0 = self.run_initial_state(start) if state is None else (start,)
+        (latent,) = self.free_run(z0, int(burn_in) + int(steps))
+        obs = np.asarray(ops.convert_to_numpy(self.run_observe((latent,))))[:, burn_in:]
+        latent = np.asarray(ops.convert_to_numpy(latent))
         bad = ~np.isfinite(latent)
         if bad.any():
             step = int(np.argwhere(bad.any(axis=(0, 2)))[0, 0]) + 1
             warnings.warn(f"DSRModel.generate: the trajectory became non-finite at step {step}.",
                           RuntimeWarning, stacklevel=2)
-        obs = np.asarray(ops.convert_to_numpy(self.gtf.observe(ops.convert_to_tensor(latent))))
+        last = latent[:, -1]
+        latent = latent[:, burn_in:]
         if single:
-            obs, latent = obs[0], latent[0]
-        return (obs, latent) if return_latent else obs
+            obs, latent, last = obs[0], latent[0], last[0]
+        out = (obs,) + ((latent,) if return_latent else ()) + ((last,) if return_state else ())
+        return out if len(out) > 1 else obs
 
     def get_config(self):
         config = super().get_config()
@@ -295,60 +326,3 @@ def _sync_state(model):
     """On JAX during ``fit``, bring the trainer's state back into the variables."""
     if keras.backend.backend() == "jax" and getattr(model, "_jax_state", None) is not None:
         model.jax_state_sync()
-
-
-_FREE_RUN_CACHE = {}
-
-
-def free_run(cell, z0, steps):
-    """``z_t = F(z_{t-1})`` for t = 1..steps from ``z0`` ``[B, M]``, compiled; ``[B, steps, M]``.
-
-    JAX: ``jax.lax.scan`` under ``jax.jit`` with the cell's weights passed as
-    arguments (no stale captured weights); TensorFlow: ``tf.function``, cached per cell,
-    its variables and ``steps`` (no retracing on every call); PyTorch:
-    a loop under ``torch.no_grad`` calling the cell's map directly.
-    """
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        key = (id(cell), steps)
-        fn = _FREE_RUN_CACHE.get(key)
-        if fn is None:
-            def run(weights, fixed, z0):
-                def body(z, _):
-                    z, _ = cell.stateless_call(weights, fixed, z)
-                    return z, z
-
-                _, zs = jax.lax.scan(body, z0, None, length=steps)
-                return jax.numpy.moveaxis(zs, 0, 1)
-
-            fn = jax.jit(run)
-            _FREE_RUN_CACHE.clear()
-            _FREE_RUN_CACHE[key] = fn
-        return fn([v.value for v in cell.trainable_variables],
-                  [v.value for v in cell.non_trainable_variables], z0)
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        # one traced function per (cell, its variables, steps), reused across calls
-        key = ("tf", id(cell), tuple(id(v) for v in cell.variables), steps)
-        fn = _FREE_RUN_CACHE.get(key)
-        if fn is None:
-            @tf.function(reduce_retracing=True)
-            def fn(z0):
-                zs = tf.scan(lambda z, _: cell.call(z), tf.zeros((steps,)), initializer=z0)
-                return tf.transpose(zs, (1, 0, 2))
-
-            _FREE_RUN_CACHE.clear()
-            _FREE_RUN_CACHE[key] = fn
-        return fn(z0)
-    import torch
-
-    out = []
-    with torch.no_grad():
-        z = z0
-        for _ in range(steps):
-            z = cell.call(z)
-            out.append(z)
-    return torch.stack(out, dim=1)

@@ -30,10 +30,11 @@ from keras_dsr.layers.parallel_scan_rnn import ParallelScanRNN
 from keras_dsr.models._checks import is_array as _is_array
 from keras_dsr.models._checks import validate_windows
 from keras_dsr.models.engine import GuardedModel
+from keras_dsr.models.free_run import FreeRunning
 
 
 @keras.saving.register_keras_serializable(package="keras_dsr")
-class SSMModel(GuardedModel):
+class SSMModel(FreeRunning, GuardedModel):
     """Linear-recurrence / MLP-readout model for dynamical-systems reconstruction.
 
     ``call(x)`` maps windows ``x [B, T, N]`` to the one-step predictions of
@@ -94,7 +95,6 @@ class SSMModel(GuardedModel):
             )
         self.n_features = int(n_features)
         self.residual = bool(residual)
-        self._jax_generate_fns = {}  # steps -> jitted generation (JAX only)
         self.rnn = ParallelScanRNN(
             units,
             units_out=self.n_features,
@@ -214,49 +214,25 @@ class SSMModel(GuardedModel):
         return super().evaluate(x, y, *args, **kwargs)
 
     # -------------------------------------------------------------- generation
-    def _generate_tensors(self, window, steps):
-        """Tensors ``(x [B, steps, N], h [B, steps, S])`` from a warm-up window."""
-        rnn = self.rnn
-        h_window = rnn.compute_states(window)
-        h = h_window[:, -1]
-        u = window[:, -1]
-        first = rnn.readout(h, u)
-        if self.residual:
-            first = u + first
-        if steps == 1:
-            return first[:, None], h[:, None]
+    def run_initial_state(self, window):
+        """``(h_{T-1}, x_T)`` of a warm-up window ``[B, T, N]``: the state before its last
+        row was read, and that row (the first free step reads it in)."""
+        if window.shape[1] > 1:
+            h = self.rnn.compute_states(window[:, :-1])[:, -1]
+        else:
+            h = ops.zeros((ops.shape(window)[0], self.rnn.state_size), dtype=window.dtype)
+        return h, window[:, -1]
 
-        def body(carry, _):
-            h_prev, x_prev = carry
-            y, h_new = rnn.step(h_prev, x_prev)
-            x_new = x_prev + y if self.residual else y
-            # Outputs = carry: Keras' TensorFlow scan requires outputs with the
-            # structure and shapes of the carry.
-            return (h_new, x_new), (h_new, x_new)
+    def run_step(self, state):
+        h_prev, x_prev = state
+        y, h = self.rnn.step(h_prev, x_prev)
+        return h, (x_prev + y if self.residual else y)
 
-        _, (hs, xs) = ops.scan(body, (h, first), None, length=steps - 1)
-        xs = ops.concatenate([first[:, None], ops.transpose(xs, (1, 0, 2))], axis=1)
-        hs = ops.concatenate([h[:, None], ops.transpose(hs, (1, 0, 2))], axis=1)
-        return xs, hs
+    def run_observe(self, states):
+        return states[1]
 
-    def _jax_generate(self, window, steps):
-        """``_generate_tensors`` as one jitted XLA program (cached per ``steps``)."""
-        import jax
-
-        fn = self._jax_generate_fns.get(steps)
-        if fn is None:
-            variables = self.rnn.variables
-
-            def pure(values, window):
-                mapping = list(zip(variables, values))
-                with keras.StatelessScope(state_mapping=mapping):
-                    return self._generate_tensors(window, steps)
-
-            fn = jax.jit(pure)
-            self._jax_generate_fns[steps] = fn
-        return fn([v.value for v in self.rnn.variables], window)
-
-    def generate(self, x0, steps, return_latent=False):
+    def generate(self, x0=None, steps=None, burn_in=0, return_latent=False, return_state=False,
+                 state=None):
         """Free-running trajectory: each prediction is fed back as the next input.
 
         Args:
@@ -264,66 +240,71 @@ class SSMModel(GuardedModel):
                 warm-up window ``[B, T0, N]``. A window is read in (parallel scan
                 from ``h_0 = 0``) to set the hidden state; generation then continues
                 after its last row. ``[B, N]`` is the window of length 1.
-            steps: number of steps to generate (positive integer).
+            steps: number of steps returned (positive integer).
+            burn_in: steps run first and dropped (int >= 0).
             return_latent: also return the hidden states.
+            return_state: also return the last state ``(h, x)``; pass it as ``state``
+                to continue the run.
+            state: a state ``(h [B, S], x [B, N])`` returned earlier, instead of ``x0``.
 
         Returns:
             numpy ``x`` of shape ``[B, steps, N]`` (``[steps, N]`` when ``x0`` is
             1-D); row 0 is the step after ``x0`` (after the window's last row). With
-            ``return_latent=True``, ``(x, h)`` where ``h`` (``[B, steps, S]``,
-            ``S = rnn.state_size``, layout ``[Re h, Im h]``) holds the state that
-            ``x`` of the same row was read out from.
+            ``return_latent=True`` also ``h`` (``[B, steps, S]``, ``S =
+            rnn.state_size``, layout ``[Re h, Im h]``), the state that ``x`` of the
+            same row was read out from; with ``return_state`` the last state.
 
         A trajectory that becomes NaN/inf (the model diverged in free running, a
         known failure of this model class) is returned as is, with a
         ``RuntimeWarning`` naming the first bad step (1-based), as ``DSRModel``
-        does.
-
-        The loop is compiled: ``keras.ops.scan`` (``jax.lax.scan`` inside one
-        ``jax.jit`` program on JAX, cached per ``steps``; inside a ``tf.function`` on
-        TensorFlow; without autograd tracking on PyTorch).
+        does. The loop is the shared compiled free run
+        (:class:`~keras_dsr.models.free_run.FreeRunning`).
 
         Example:
             >>> traj = model.generate(x_test[0], steps=5000)   # x_test [T, N]
         """
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
             raise ValueError(f"SSMModel.generate: `steps` must be a positive integer, got {steps!r}.")
-        steps = int(steps)
-        arr = ops.convert_to_numpy(x0) if ops.is_tensor(x0) else np.asarray(x0)
-        if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-            raise TypeError(
-                f"SSMModel.generate: `x0` must hold real numbers, got dtype {arr.dtype}."
-            )
-        squeeze = arr.ndim == 1
-        if arr.ndim == 1:
-            arr = arr[None, None, :]
-        elif arr.ndim == 2:
-            arr = arr[:, None, :]
-        if arr.ndim != 3 or arr.shape[-1] != self.n_features or arr.shape[0] < 1 or arr.shape[1] < 1:
-            raise ValueError(
-                f"SSMModel.generate: `x0` must have shape [{self.n_features}], "
-                f"[batch, {self.n_features}] or a window [batch, time, {self.n_features}], "
-                f"got shape {np.asarray(x0).shape}."
-            )
-        if not np.isfinite(arr).all():
-            raise ValueError("SSMModel.generate: `x0` contains NaN or inf.")
+        if isinstance(burn_in, bool) or not isinstance(burn_in, (int, np.integer)) or burn_in < 0:
+            raise ValueError(f"SSMModel.generate: `burn_in` must be an int >= 0, got {burn_in!r}.")
+        if (x0 is None) == (state is None):
+            raise ValueError("SSMModel.generate: give exactly one of `x0` and `state`.")
         if not self.built:
             self.build((None, None, self.n_features))
-        window = ops.convert_to_tensor(arr.astype(self.compute_dtype))
-        backend = keras.backend.backend()
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            xs, hs = tf.function(self._generate_tensors, reduce_retracing=False)(window, steps)
-        elif backend == "torch":
-            import torch
-
-            with torch.no_grad():
-                xs, hs = self._generate_tensors(window, steps)
+        squeeze = False
+        if state is not None:
+            h, x = (np.asarray(ops.convert_to_numpy(s) if ops.is_tensor(s) else s, "float32")
+                    for s in state)
+            squeeze = x.ndim == 1
+            h, x = (h[None], x[None]) if squeeze else (h, x)
+            if h.shape != (x.shape[0], self.rnn.state_size) or x.shape[1:] != (self.n_features,):
+                raise ValueError(f"SSMModel.generate: `state` must be (h [B, {self.rnn.state_size}]"
+                                 f", x [B, {self.n_features}]), got {h.shape}, {x.shape}.")
+            start = (ops.convert_to_tensor(h), ops.convert_to_tensor(x))
         else:
-            xs, hs = self._jax_generate(window, steps)
-        xs = ops.convert_to_numpy(xs)
-        hs = ops.convert_to_numpy(hs) if return_latent else None
+            arr = ops.convert_to_numpy(x0) if ops.is_tensor(x0) else np.asarray(x0)
+            if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+                raise TypeError(
+                    f"SSMModel.generate: `x0` must hold real numbers, got dtype {arr.dtype}.")
+            squeeze = arr.ndim == 1
+            if arr.ndim == 1:
+                arr = arr[None, None, :]
+            elif arr.ndim == 2:
+                arr = arr[:, None, :]
+            if (arr.ndim != 3 or arr.shape[-1] != self.n_features or arr.shape[0] < 1
+                    or arr.shape[1] < 1):
+                raise ValueError(
+                    f"SSMModel.generate: `x0` must have shape [{self.n_features}], "
+                    f"[batch, {self.n_features}] or a window [batch, time, {self.n_features}], "
+                    f"got shape {np.asarray(x0).shape}."
+                )
+            if not np.isfinite(arr).all():
+                raise ValueError("SSMModel.generate: `x0` contains NaN or inf.")
+            start = self.run_initial_state(ops.convert_to_tensor(arr.astype(self.compute_dtype)))
+        hs, xs = (np.asarray(ops.convert_to_numpy(t)) for t in
+                  self.free_run(start, int(burn_in) + int(steps)))
+        last = (hs[:, -1], xs[:, -1])
+        hs, xs = hs[:, burn_in:], xs[:, burn_in:]
         finite = np.isfinite(xs).all(axis=(0, 2))
         if not finite.all():
             step = int(np.argmin(finite)) + 1
@@ -334,9 +315,9 @@ class SSMModel(GuardedModel):
                 stacklevel=2,
             )
         if squeeze:
-            xs = xs[0]
-            hs = None if hs is None else hs[0]
-        return (xs, hs) if return_latent else xs
+            xs, hs, last = xs[0], hs[0], (last[0][0], last[1][0])
+        out = (xs,) + ((hs,) if return_latent else ()) + ((last,) if return_state else ())
+        return out if len(out) > 1 else xs
 
     # ------------------------------------------------------------------ config
     def get_config(self):

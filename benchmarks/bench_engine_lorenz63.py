@@ -1,0 +1,94 @@
+"""The Lorenz-63 default recipe trained by this checkout against an earlier commit.
+
+For each seed, one after the other in the same run (alternating old and new, so that
+both see the same machine load), ``keras_dsr.recipes.reconstruct("lorenz63",
+Recipe(seed=s), with_floor=True)`` runs in a fresh process of each checkout: the
+training time (``Reconstruction.seconds``, compilation included) and D_stsp / D_H of
+the free run against the test trajectory are recorded, and the medians over seeds
+are compared. The other checkout is a folder holding that commit's ``keras_dsr``
+(make it with ``git worktree add /some/dir COMMIT``); it is put first on
+``PYTHONPATH`` of its processes.
+
+Usage:
+    KERAS_BACKEND=jax python benchmarks/bench_engine_lorenz63.py --old /some/dir \\
+        --seeds 0,1,2,3,4 --output benchmarks/RESULTS_engine_lorenz63.md
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+RUN = """
+import json, sys
+import keras_dsr
+from keras_dsr.recipes import Recipe, reconstruct
+r = reconstruct("lorenz63", Recipe(seed=int(sys.argv[1])), with_floor=True, verbose=0)
+print("RESULT " + json.dumps({"seconds": r.seconds, "dstsp": r.scores["dstsp"],
+      "dh": r.scores["dh"], "floor": r.floor,
+      "spe": int(getattr(r.model, "steps_per_execution", 1))}))
+"""
+
+
+def run(root, seed):
+    env = dict(os.environ, PYTHONPATH=root, KERAS_BACKEND=os.environ.get("KERAS_BACKEND", "jax"))
+    proc = subprocess.run([sys.executable, "-c", RUN, str(seed)], cwd=root, env=env,
+                          capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        tail = proc.stderr.strip().splitlines()[-3:]
+        return {"error": " / ".join(tail)}
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--old", required=True, help="folder holding the earlier commit's keras_dsr")
+    p.add_argument("--old-name", default="0718ff0", help="the earlier commit, for the table")
+    p.add_argument("--seeds", default="0,1,2,3,4")
+    p.add_argument("--output")
+    a = p.parse_args(argv)
+    seeds = [int(s) for s in a.seeds.split(",")]
+    rows = []
+    for seed in seeds:
+        for name, root in ((a.old_name, a.old), ("this checkout", ROOT)):
+            res = run(root, seed)
+            rows.append((seed, name, res))
+            print(seed, name, res, flush=True)
+    lines = ["# Lorenz-63 default recipe: this checkout against an earlier commit", "",
+             "Command: `KERAS_BACKEND=jax python benchmarks/bench_engine_lorenz63.py --old DIR "
+             f"--old-name {a.old_name} --seeds {a.seeds}`", "",
+             f"Machine: {platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, "
+             f"Python {platform.python_version()}; old and new alternate per seed.", "",
+             "| seed | code | steps/execution | training s | D_stsp | D_H | floor D_stsp | floor D_H |",
+             "|---|---|---|---|---|---|---|---|"]
+    for seed, name, r in rows:
+        if "error" in r:
+            lines.append(f"| {seed} | {name} | | failed: {r['error']} | | | | |")
+            continue
+        lines.append(f"| {seed} | {name} | {r['spe']} | {r['seconds']:.1f} | {r['dstsp']:.3f} | "
+                     f"{r['dh']:.3f} | {r['floor']['dstsp']:.3f} | {r['floor']['dh']:.3f} |")
+    lines += ["", "| code | median training s | median D_stsp | median D_H |", "|---|---|---|---|"]
+    for name in (a.old_name, "this checkout"):
+        ok = [r for _, n, r in rows if n == name and "error" not in r]
+        if ok:
+            lines.append(f"| {name} | {statistics.median(r['seconds'] for r in ok):.1f} | "
+                         f"{statistics.median(r['dstsp'] for r in ok):.3f} | "
+                         f"{statistics.median(r['dh'] for r in ok):.3f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if a.output:
+        tmp = a.output + ".tmp"
+        with open(tmp, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, a.output)
+
+
+if __name__ == "__main__":
+    main()
