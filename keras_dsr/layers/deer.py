@@ -210,19 +210,27 @@ class DEERLayer(keras.layers.Layer):
         return flat[0] if len(flat) == 1 else ops.concatenate(flat, axis=-1)
 
     def _functions(self, training):
-        """``step_fn(z, u)`` and ``jacobian_fn`` for the solver."""
+        """``step_fn(z, u)`` and ``jacobian_fn`` for the solver.
+
+        ``step_fn`` carries the cell's ``step_and_jacobian`` (and, for a DSRCell,
+        ``jacobian_diagonal``): :func:`deer_solve` then evaluates the map and its
+        Jacobian in one pass per Newton step.
+        """
         if self._is_dsr:
             cell = self.cell
 
             def step_fn(z, u):
                 return cell(z, u)
 
-            return step_fn, (lambda z, u: cell.jacobian(z, u))
+            step_fn.step_and_jacobian = cell.step_and_jacobian
+            step_fn.jacobian_diagonal = cell.jacobian_diagonal
+            return step_fn, None
         adapter = self.cell
 
         def step_fn(z, u):
             return adapter.step(z, u, training=training)[1]
 
+        step_fn.step_and_jacobian = lambda z, u: adapter.step_and_jacobian(z, u, training=training)
         return step_fn, None
 
     def _solve(self, z0, inputs, training):

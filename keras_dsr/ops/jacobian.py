@@ -20,6 +20,20 @@ def no_grad():
     return contextlib.nullcontext()
 
 
+def value_and_batch_jacobian(fn, z, u=None):
+    """``(fn(z, u), d fn / d z)`` from one autodiff pass; both constants (no gradient).
+
+    What :func:`batch_jacobian` computes, plus the map's value, which autodiff
+    produces on the way (JAX: the primal output of ``jax.linearize``; TensorFlow
+    and PyTorch: the taped forward pass), so a Newton step needs no second
+    evaluation of ``fn``.
+
+    Returns:
+        ``(y [..., M], J [..., M, M])``.
+    """
+    return _value_and_batch_jacobian(fn, z, u, "value_and_batch_jacobian")
+
+
 def batch_jacobian(fn, z, u=None):
     """Jacobian ``d fn(z, u) / d z`` for every leading index, by autodiff.
 
@@ -46,8 +60,12 @@ def batch_jacobian(fn, z, u=None):
         >>> J = batch_jacobian(lambda z, u: keras.ops.tanh(2.0 * z), keras.ops.zeros((5, 3)))
         >>> J.shape   # (5, 3, 3), each 2 * identity
     """
+    return _value_and_batch_jacobian(fn, z, u, "batch_jacobian")[1]
+
+
+def _value_and_batch_jacobian(fn, z, u, where):
     if not callable(fn):
-        raise TypeError(f"batch_jacobian: `fn` must be callable, got {type(fn)}.")
+        raise TypeError(f"{where}: `fn` must be callable, got {type(fn)}.")
     z = as_tensor(z)
     if u is not None:
         u = as_tensor(u)
@@ -57,14 +75,14 @@ def batch_jacobian(fn, z, u=None):
         import jax
         import jax.numpy as jnp
 
-        _, lin = jax.linearize(lambda zz: fn(zz, u), z)
+        y, lin = jax.linearize(lambda zz: fn(zz, u), z)
         eye = jnp.eye(m, dtype=z.dtype)
         lead = tuple(z.shape[:-1])
         eye = jnp.reshape(eye, (m,) + (1,) * len(lead) + (m,))
         tangents = jnp.broadcast_to(eye, (m,) + lead + (m,))
         cols = jax.vmap(lin)(tangents)  # [M(j), ..., M(i)]
         jac = jnp.moveaxis(cols, 0, -1)
-        return jax.lax.stop_gradient(jac)
+        return jax.lax.stop_gradient(y), jax.lax.stop_gradient(jac)
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -76,7 +94,8 @@ def batch_jacobian(fn, z, u=None):
             y2 = fn(z2, u2)
         jac = tape.batch_jacobian(y2, z2)
         jac = tf.reshape(jac, tf.concat([lead, [m, m]], axis=0))
-        return tf.stop_gradient(jac)
+        y = tf.reshape(y2, tf.concat([lead, [m]], axis=0))
+        return tf.stop_gradient(y), tf.stop_gradient(jac)
     if backend == "torch":
         import torch
 
@@ -88,6 +107,6 @@ def batch_jacobian(fn, z, u=None):
                 torch.autograd.grad(y[..., i].sum(), zz, retain_graph=i < m - 1)[0]
                 for i in range(m)
             ]
-        return torch.stack(rows, dim=-2).detach()
+        return y.detach(), torch.stack(rows, dim=-2).detach()
     # numpy backend or others: central finite differences are not good enough.
-    raise NotImplementedError(f"batch_jacobian: backend {backend!r} is not supported.")
+    raise NotImplementedError(f"{where}: backend {backend!r} is not supported.")
