@@ -320,12 +320,17 @@ class DEERLayer(keras.layers.Layer):
         """
         adapter = self.cell
 
-        def body(z, u):
+        def body(carry, u):
+            # Carry and per-step output have one structure (TensorFlow's scan
+            # requires it): (state, cell output).
+            z, _ = carry
             out, new_states = adapter.step_states(z, u, training=training)
             z_next = ops.cast(adapter.join_states(new_states), z.dtype)
-            return z_next, ops.cast(out, z.dtype)
+            step = (z_next, ops.cast(out, z.dtype))
+            return step, step
 
-        z_last, outs = ops.scan(body, z0, ops.moveaxis(inputs, 1, 0))
+        out0 = ops.zeros((ops.shape(z0)[0], adapter.output_size), dtype=z0.dtype)
+        (z_last, _), (_, outs) = ops.scan(body, (z0, out0), ops.moveaxis(inputs, 1, 0))
         self._record(as_tensor(0, "int32"), as_tensor(False))
         outputs = ops.moveaxis(outs, 0, 1) if self.return_sequences else outs[-1]
         outputs = ops.cast(outputs, self.compute_dtype)
