@@ -152,7 +152,7 @@ def _jax_implicit(step_values, z_star, xs, jacobian, chunk_size, linear_solver):
     ``J_t = jacobian(*xs_t)``; ``jacobian`` may close over traced parameters,
     so it is closure-converted and its constants passed explicitly. The reverse
     recurrence runs chunk by chunk with ``chunk_size``, else through
-    ``linear_solver(a, b, h0, reverse=True)``.
+    ``linear_solver(a, b, h0)`` on the time-reversed sequence.
     """
     import jax
     import jax.numpy as jnp
@@ -200,7 +200,10 @@ def _jax_implicit(step_values, z_star, xs, jacobian, chunk_size, linear_solver):
                 chunk_coefficients, (g,) + tuple(next_xs), h0, chunk_size, reverse=True
             )
         else:
-            lam = linear_solver(coefficients(*next_xs)[0], g, None, reverse=True)
+            # Time reversed, the adjoint is a forward recurrence: any
+            # ``linear_solver(a, b, h0)`` (e.g. the time-sharded one) solves it.
+            a = jnp.flip(coefficients(*next_xs)[0], axis=-3)
+            lam = jnp.flip(linear_solver(a, jnp.flip(g, axis=-2), h0), axis=-2)
         zeros = jax.tree_util.tree_map(_zero_cotangent, (next_xs, consts))
         return (lam, jnp.zeros_like(g)) + zeros
 
