@@ -7,6 +7,9 @@ written against this interface only:
 * ``call(z, u=None)``: the map, vectorised over any number of leading dims.
 * ``jacobian(z, u=None)``: ``dF/dz`` as a dense ``[..., M, M]`` tensor.
 * ``jacobian_diagonal(z, u=None)``: its diagonal ``[..., M]`` (quasi-DEER).
+* ``step_and_jacobian(z, u=None)``: ``(call(z, u), jacobian(z, u))`` together; a
+  cell whose map and Jacobian share work (e.g. Runge-Kutta stages) does it in one
+  pass. DEER's Newton steps use it.
 
 Shapes and conventions
 ----------------------
@@ -172,6 +175,21 @@ class DSRCell(keras.layers.Layer):
         """Diagonal of :meth:`jacobian`, [..., M] -> [..., M], without the full matrix."""
         z, _ = self._prepare(z, u)
         return self._jacobian_diagonal(z)
+
+    def step_and_jacobian(self, z, u=None):
+        """``(F(z, u), dF/dz)``: the values of :meth:`call` and :meth:`jacobian`.
+
+        Subclasses whose map and Jacobian share intermediate results override
+        ``_step_and_jacobian(z)`` to compute them once.
+        """
+        z, u = self._prepare(z, u)
+        z_next, jac = self._step_and_jacobian(z)
+        if u is not None:
+            z_next = z_next + matmul(u, ops.cast(self.C, z.dtype))
+        return z_next, jac
+
+    def _step_and_jacobian(self, z):
+        return self._step(z), self._jacobian(z)
 
     def compute_output_shape(self, z_shape, u_shape=None):
         return tuple(z_shape)

@@ -16,7 +16,7 @@ same deterministic map every time.
 import keras
 from keras import ops
 
-from keras_dsr.ops.jacobian import batch_jacobian
+from keras_dsr.ops.jacobian import batch_jacobian, value_and_batch_jacobian
 
 
 def _flat_state_sizes(state_size, where):
@@ -81,6 +81,7 @@ class KerasCellAdapter(keras.layers.Layer):
         ``split_states(z)`` / ``join_states(states)``: between the flat vector and
             the cell's own (possibly nested) list of state tensors.
         ``jacobian(z, u)``: ``dF/dz`` [..., M, M] by autodiff;
+            ``step_and_jacobian(z, u)``: ``(F(z, u), dF/dz)`` from one pass;
             ``jacobian_diagonal(z, u)``: its diagonal [..., M].
 
     Args:
@@ -257,6 +258,13 @@ class KerasCellAdapter(keras.layers.Layer):
         if u is not None:
             u = ops.convert_to_tensor(u, dtype=self.compute_dtype)
         return batch_jacobian(lambda zz, uu: self.step(zz, uu, training=training)[1], z, u)
+
+    def step_and_jacobian(self, z, u=None, training=None):
+        """``(F(z, u), dF/dz)`` from one autodiff pass (no gradient flows through either)."""
+        z = ops.convert_to_tensor(z, dtype=self.compute_dtype)
+        if u is not None:
+            u = ops.convert_to_tensor(u, dtype=self.compute_dtype)
+        return value_and_batch_jacobian(lambda zz, uu: self.step(zz, uu, training=training)[1], z, u)
 
     def jacobian_diagonal(self, z, u=None, training=None):
         """Diagonal of :meth:`jacobian`: [..., M] -> [..., M]."""

@@ -327,6 +327,9 @@ class PolynomialFlow(DSRCell):
     def _jacobian_diagonal(self, z):
         return ops.diagonal(self._jacobian(z), axis1=-2, axis2=-1)
 
+    def _step_and_jacobian(self, z):
+        return self._integrate(z, with_jacobian=True)
+
     def get_config(self):
         config = super().get_config()
         config.update({"degree": self.degree, "integrator": self.integrator,

@@ -18,6 +18,7 @@ from keras import ops
 from keras_dsr.cells.base import DSRCell
 from keras_dsr.cells.keras_adapter import KerasCellAdapter, check_keras_cell
 from keras_dsr.ops.auto import resolve_method
+from keras_dsr.ops._tensor import as_tensor
 from keras_dsr.ops.newton import METHODS, deer_solve
 
 _NAME = "DEERLayer"
@@ -210,19 +211,27 @@ class DEERLayer(keras.layers.Layer):
         return flat[0] if len(flat) == 1 else ops.concatenate(flat, axis=-1)
 
     def _functions(self, training):
-        """``step_fn(z, u)`` and ``jacobian_fn`` for the solver."""
+        """``step_fn(z, u)`` and ``jacobian_fn`` for the solver.
+
+        ``step_fn`` carries the cell's ``step_and_jacobian`` (and, for a DSRCell,
+        ``jacobian_diagonal``): :func:`deer_solve` then evaluates the map and its
+        Jacobian in one pass per Newton step.
+        """
         if self._is_dsr:
             cell = self.cell
 
             def step_fn(z, u):
                 return cell(z, u)
 
-            return step_fn, (lambda z, u: cell.jacobian(z, u))
+            step_fn.step_and_jacobian = cell.step_and_jacobian
+            step_fn.jacobian_diagonal = cell.jacobian_diagonal
+            return step_fn, None
         adapter = self.cell
 
         def step_fn(z, u):
             return adapter.step(z, u, training=training)[1]
 
+        step_fn.step_and_jacobian = lambda z, u: adapter.step_and_jacobian(z, u, training=training)
         return step_fn, None
 
     def _solve(self, z0, inputs, training):
@@ -269,6 +278,12 @@ class DEERLayer(keras.layers.Layer):
         inputs = ops.convert_to_tensor(inputs, dtype=self.compute_dtype)
         self._check_inputs_shape(tuple(inputs.shape))
         z0 = self._initial_z(inputs, initial_state)
+        if (
+            not self._is_dsr
+            and inputs.shape[1] is not None
+            and resolve_method(self.method, z0.shape[-1]) == "sequential"
+        ):
+            return self._call_sequential(z0, inputs, training)
         z, iterations, fell_back = self._solve(z0, inputs, training)
         z = ops.cast(z, self.compute_dtype)
         self._record(iterations, fell_back)
@@ -293,6 +308,35 @@ class DEERLayer(keras.layers.Layer):
             states = list(new_states) if keras.tree.is_nested(new_states) else [new_states]
         outputs = ops.cast(outputs, self.compute_dtype)
         if self.return_state:
+            return (outputs, *states)
+        return outputs
+
+    def _call_sequential(self, z0, inputs, training):
+        """Method "sequential" with a Keras cell: one compiled loop over time.
+
+        Each step calls the cell once and keeps both its output and its new
+        states (no second, vectorised pass for the outputs), as
+        ``keras.layers.RNN`` does.
+        """
+        adapter = self.cell
+
+        def body(carry, u):
+            # Carry and per-step output have one structure (TensorFlow's scan
+            # requires it): (state, cell output).
+            z, _ = carry
+            out, new_states = adapter.step_states(z, u, training=training)
+            z_next = ops.cast(adapter.join_states(new_states), z.dtype)
+            step = (z_next, ops.cast(out, z.dtype))
+            return step, step
+
+        out0 = ops.zeros((ops.shape(z0)[0], adapter.output_size), dtype=z0.dtype)
+        (z_last, _), (_, outs) = ops.scan(body, (z0, out0), ops.moveaxis(inputs, 1, 0))
+        self._record(as_tensor(0, "int32"), as_tensor(False))
+        outputs = ops.moveaxis(outs, 0, 1) if self.return_sequences else outs[-1]
+        outputs = ops.cast(outputs, self.compute_dtype)
+        if self.return_state:
+            states = adapter.split_states(z_last)
+            states = list(states) if keras.tree.is_nested(states) else [states]
             return (outputs, *states)
         return outputs
 

@@ -11,11 +11,16 @@ This is Newton's method on the stacked equations; it reaches the sequential resu
 to float tolerance (Lim et al. 2024, "Parallelizing non-linear sequential models
 over the sequence length"; Gonzalez et al. 2024 for quasi-DEER and damped steps).
 
-Gradients never flow through the iterations. At the converged trajectory ``z*``
-(held under ``stop_gradient``) one more Newton step is taken, with the full
-Jacobian (whatever the method) and with the parameters, ``z_0`` and the inputs
-live; its derivative is the implicit-function-theorem gradient, equal to the BPTT
-gradient of the sequential recurrence, and its backward pass is one reverse scan.
+Gradients never flow through the iterations; they are the implicit-function-
+theorem gradient at the converged trajectory ``z*``, equal to the BPTT gradient of
+the sequential recurrence. On JAX it is defined directly (``jax.custom_vjp``): the
+forward pass is the Newton solve only, and the backward pass is one reverse-time
+linear scan of the transposed Jacobians at ``z*``, ``lambda_t = g_t +
+J_{t+1}^T lambda_{t+1}``, whose result is pulled back through one vectorised
+vector-Jacobian product of the map (parameters, ``z_0``, inputs). On TensorFlow and
+PyTorch one more Newton step is taken at ``z*`` (held under ``stop_gradient``), with
+the full Jacobian and with the parameters, ``z_0`` and the inputs live; its
+derivative is the same gradient and its backward pass the same reverse scan.
 
 Failure (a non-finite iterate, or ``max_iter`` without convergence) is detected
 inside the compiled computation; the values returned are then those of the
@@ -27,7 +32,7 @@ from keras import ops
 
 from keras_dsr.ops._tensor import as_tensor, matvec
 
-from keras_dsr.ops.jacobian import batch_jacobian, no_grad
+from keras_dsr.ops.jacobian import batch_jacobian, no_grad, value_and_batch_jacobian
 from keras_dsr.ops.linear import chunked_recurrence, linear_recurrence
 
 METHODS = ("deer", "quasi", "damped", "sequential")
@@ -118,6 +123,94 @@ def _validate(step_fn, z0, inputs, length, initial_guess, jacobian_fn, method, m
     return t
 
 
+def _zero_cotangent(x):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    if jnp.issubdtype(x.dtype, jnp.inexact):
+        return jnp.zeros_like(x)
+    return np.zeros(x.shape, jax.dtypes.float0)
+
+
+def _jax_implicit(step_values, z_star, xs, jacobian, chunk_size, linear_solver):
+    """``z_star`` forward; backward: the adjoint of the converged recurrence (JAX).
+
+    ``step_values`` = ``f(z*_{t-1}, u_t)`` computed with the parameters, ``z_0``
+    and the inputs live. The returned tensor has the value ``z_star`` (the Newton
+    solution: the forward pass runs nothing else; ``step_values`` is not needed
+    and compiles away when no gradient is taken). Its cotangent ``g`` is carried
+    back through the recurrence by one reverse-time linear recurrence with the
+    transposed Jacobians at the solution,
+    ``lambda_t = g_t + J_{t+1}^T lambda_{t+1}``, ``lambda_{T+1} = 0``, and
+    ``lambda`` becomes the cotangent of ``step_values``: autodiff of
+    ``f(z*_{t-1}, u_t)`` then yields ``sum_t lambda_t^T df/d(params, u_t)`` and
+    ``J_1^T lambda_1`` for ``z_0``, the implicit-function-theorem gradient, which
+    is BPTT's.
+
+    ``xs`` = ``(z_prev*, u)`` (or ``(z_prev*,)``) define the Jacobians
+    ``J_t = jacobian(*xs_t)``; ``jacobian`` may close over traced parameters,
+    so it is closure-converted and its constants passed explicitly. The reverse
+    recurrence runs chunk by chunk with ``chunk_size``, else through
+    ``linear_solver(a, b, h0)`` on the time-reversed sequence.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    xs = tuple(jax.lax.stop_gradient(x) for x in xs)
+    z_star = jax.lax.stop_gradient(z_star)
+    # J_{t+1} for t = 1..T-1 is the Jacobian at (z*_t, u_{t+1}); J_{T+1} is never
+    # used (lambda_{T+1} = 0), so the last row repeats step T's arguments.
+    nxt = tuple(jnp.concatenate([x[..., 1:, :], x[..., -1:, :]], axis=-2) for x in xs[1:])
+    next_xs = (z_star,) + nxt
+    t = z_star.shape[-2]
+    chunked = chunk_size is not None and chunk_size < t
+    # The converted function is traced for fixed shapes: one per chunk length.
+    lengths = sorted({chunk_size, t % chunk_size} - {0}) if chunked else [t]
+    converted, consts = {}, []
+    for n in lengths:
+        example = tuple(x[..., :n, :] for x in next_xs)
+        fn, cs = jax.closure_convert(lambda z, *u: jacobian(z, u[0] if u else None), *example)
+        converted[n] = (fn, len(consts), len(consts) + len(cs))
+        consts.extend(jax.lax.stop_gradient(c) for c in cs)
+
+    @jax.custom_vjp
+    def identity(values, z, next_xs, consts):
+        del values, next_xs, consts
+        return z
+
+    def fwd(values, z, next_xs, consts):
+        return z, (next_xs, consts)
+
+    def bwd(res, g):
+        next_xs, consts = res
+
+        def coefficients(*xs_c):
+            fn, lo, hi = converted[xs_c[0].shape[-2]]
+            jac = fn(*xs_c, *consts[lo:hi])
+            return jnp.swapaxes(jac, -1, -2), None
+
+        h0 = jnp.zeros(g.shape[:-2] + g.shape[-1:], g.dtype)
+        if chunked:
+
+            def chunk_coefficients(g_c, *xs_c):
+                return coefficients(*xs_c)[0], g_c
+
+            lam = chunked_recurrence(
+                chunk_coefficients, (g,) + tuple(next_xs), h0, chunk_size, reverse=True
+            )
+        else:
+            # Time reversed, the adjoint is a forward recurrence: any
+            # ``linear_solver(a, b, h0)`` (e.g. the time-sharded one) solves it.
+            a = jnp.flip(coefficients(*next_xs)[0], axis=-3)
+            lam = jnp.flip(linear_solver(a, jnp.flip(g, axis=-2), h0), axis=-2)
+        zeros = jax.tree_util.tree_map(_zero_cotangent, (next_xs, consts))
+        return (lam, jnp.zeros_like(g)) + zeros
+
+    identity.defvjp(fwd, bwd)
+    return identity(step_values, z_star, next_xs, consts)
+
+
 def sequential_solve(step_fn, z0, inputs=None, length=None):
     """Reference solve of ``z_t = f(z_{t-1}, u_t)``, t = 1..T, by a compiled loop.
 
@@ -169,6 +262,11 @@ def deer_solve(
     Args:
         step_fn: ``f(z_prev, u) -> z_next``, vectorised: ``z_prev`` ``[..., T, M]``
             and ``u`` ``[..., T, K]`` (or None) for all t at once.
+            When ``jacobian_fn`` is None and ``step_fn`` has a method or attribute
+            ``step_and_jacobian(z_prev, u) -> (z_next, J)`` (every keras_dsr cell
+            and :class:`KerasCellAdapter` has), each Newton step evaluates the map
+            and its dense Jacobian with it in one pass; likewise
+            ``jacobian_diagonal(z_prev, u)`` serves ``"quasi"``.
         z0: ``[..., M]`` initial state ``z_0``.
         inputs: optional ``[..., T, K]`` inputs ``u_1..u_T`` (time is axis -2).
         length: T when neither ``inputs`` nor ``initial_guess`` gives it.
@@ -254,31 +352,52 @@ def deer_solve(
     max_iter = min(t, 100) if max_iter is None else max_iter
     dense = method != "quasi"
 
-    def full_jacobian(zp, u):
-        jac = None
+    # A cell may evaluate its map and Jacobian in one pass (``step_and_jacobian``,
+    # e.g. the shared Runge-Kutta stages of PolynomialFlow); else the analytic
+    # ``jacobian_fn`` next to ``step_fn``; else one autodiff pass gives both.
+    cell_linearise = getattr(step_fn, "step_and_jacobian", None) if jacobian_fn is None else None
+    cell_diagonal = getattr(step_fn, "jacobian_diagonal", None) if jacobian_fn is None else None
+
+    def full_linearisation(zp, u):
+        """``(f(zp, u), J(zp, u))``, the dense Jacobian whatever the method."""
         if jacobian_fn is not None:
             jac = jacobian_fn(zp, u)
-            if len(jac.shape) != len(zp.shape) + 1:  # a diagonal: not enough here
-                jac = None
-        if jac is None:
-            jac = batch_jacobian(step_fn, zp, u)
-        return ops.stop_gradient(jac)
+            if len(jac.shape) == len(zp.shape) + 1:
+                return step_fn(zp, u), jac
+        if cell_linearise is not None:
+            return cell_linearise(zp, u)
+        return value_and_batch_jacobian(step_fn, zp, u)
 
-    def iteration_jacobian(zp, u):
+    def full_jacobian(zp, u):
+        return ops.stop_gradient(full_linearisation(zp, u)[1])
+
+    def iteration_linearisation(zp, u):
+        """``(f, J)`` of one Newton iteration (no gradient): J as the method wants it."""
         if method == "quasi":
             if jacobian_fn is not None:
-                jac = jacobian_fn(zp, u)
+                f, jac = step_fn(zp, u), jacobian_fn(zp, u)
                 if len(jac.shape) == len(zp.shape) + 1:
                     jac = _diagonal(jac)
+            elif cell_diagonal is not None:
+                f, jac = step_fn(zp, u), cell_diagonal(zp, u)
             else:
-                jac = _diagonal(batch_jacobian(step_fn, zp, u))
-            return ops.stop_gradient(jac)
-        jac = full_jacobian(zp, u)
-        if method == "damped":
-            jac = _clip_jacobian(jac, True, max_jacobian_norm)
-        return jac
+                f, jac = value_and_batch_jacobian(step_fn, zp, u)
+                jac = _diagonal(jac)
+        else:
+            f, jac = full_linearisation(zp, u)
+            if method == "damped":
+                jac = _clip_jacobian(jac, True, max_jacobian_norm)
+        return ops.stop_gradient(f), ops.stop_gradient(jac)
 
-    def newton_step(z, z_init, jacobian, remat=False):
+    def iteration_linearisation_full(zp, u):
+        f, jac = full_linearisation(zp, u)
+        return ops.stop_gradient(f), ops.stop_gradient(jac)
+
+    def final_linearisation(zp, u):
+        """``(f, J)`` of the differentiable final step: ``f`` live, ``J`` constant."""
+        return step_fn(zp, u), full_jacobian(zp, u)
+
+    def newton_step(z, z_init, linearise, remat=False):
         """One Newton step around ``z`` (constant), with ``z_init`` the live z_0.
 
         Chunked (``chunk_size`` < T): the Jacobians and offsets are made chunk by
@@ -286,8 +405,7 @@ def deer_solve(
         """
 
         def coefficients(zp, u=None):
-            jac = jacobian(zp, u)
-            f = step_fn(zp, u)
+            f, jac = linearise(zp, u)
             if len(jac.shape) == len(zp.shape) + 1:
                 jz = matvec(jac, zp)
             else:
@@ -312,7 +430,7 @@ def deer_solve(
         return ops.logical_and(ops.logical_and(k < max_iter, res > 1.0), finite)
 
     def body(k, z, res, finite):
-        z_new = newton_step(z, z0_const, iteration_jacobian)
+        z_new = newton_step(z, z0_const, iteration_linearisation)
         ok = ops.all(ops.isfinite(z_new))
         scale = atol + rtol * ops.abs(z_new)
         res_new = ops.max(ops.abs(z_new - z) / scale)
@@ -331,10 +449,31 @@ def deer_solve(
     z_star = ops.stop_gradient(z_star)
     converged = ops.logical_and(res <= 1.0, finite_iter)
 
-    # The final, differentiable step uses the full Jacobian whatever the method:
-    # its derivative is then the exact (BPTT) gradient. Its values are checked too,
-    # since for an expanding map the full-Jacobian scan can overflow.
-    z_final = newton_step(z_star, z0, full_jacobian, remat=True)
+    if keras.backend.backend() == "jax":
+        # The value is the Newton solution itself (exact DEER has converged
+        # quadratically; the other methods get one full-Jacobian step, without
+        # gradient, which squares their remaining error), and the gradient is
+        # defined directly: one reverse-time scan with the transposed Jacobians
+        # at the solution (:func:`_jax_implicit`), no extra forward solve.
+        if method == "deer":
+            z_value = z_star
+        else:
+            with no_grad():
+                z_value = ops.stop_gradient(
+                    newton_step(z_star, z0_const, iteration_linearisation_full)
+                )
+        zp_star = _shift(z_star, z0_const)
+        step_values = step_fn(_shift(z_star, z0), inputs)
+        xs = (zp_star,) if inputs is None else (zp_star, inputs)
+        z_final = _jax_implicit(
+            step_values, z_value, xs, full_jacobian, chunk_size, linear_solver
+        )
+    else:
+        # The final, differentiable step uses the full Jacobian whatever the
+        # method: its derivative is then the exact (BPTT) gradient.
+        z_final = newton_step(z_star, z0, final_linearisation, remat=True)
+    # The values are checked too, since for an expanding map the full-Jacobian
+    # scan can overflow.
     use_newton = ops.logical_and(converged, ops.all(ops.isfinite(z_final)))
 
     if fallback:
