@@ -109,7 +109,7 @@ def demo(args):
     cell.build((None, 3))
     print(f"model: clipped shPLRNN, M = 3, L = {args.hidden}; data: Lorenz-63, dt = 0.01")
 
-    def forced(z, u):  # GTF (DESIGN 2.4): (1 - alpha) F(z) + alpha * zhat
+    def forced(z, u):  # GTF (docs/method.md, "GTF-DEER"): (1 - alpha) F(z) + alpha * zhat
         return (1.0 - alpha) * cell(z) + alpha * u
 
     def forced_jac(z, u):

@@ -1,6 +1,6 @@
 """Losses for dynamical-systems reconstruction.
 
-In generalized teacher forcing (DESIGN §2.3) the model's *unforced* one-step
+In generalized teacher forcing (docs/method.md, "GTF") the model's *unforced* one-step
 predictions ``x_hat_t = O(F(z~_{t-1}))`` are compared with the data ``x_t``.
 :class:`ObservationMSE` is that comparison, with an optional burn-in.
 """

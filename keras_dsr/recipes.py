@@ -5,8 +5,9 @@ training sequence length, GTF schedule, optimiser schedule, seed). :func:`train`
 fits a :class:`~keras_dsr.models.DSRModel` on a trajectory with it; :func:`reconstruct`
 does the whole job for a benchmark system: simulate independent training and test
 trajectories, train, and score the free-running model with the measures of
-DESIGN §3. The example, the ``keras-dsr`` command and the zoo presets all go
-through these functions, so a preset's recipe is exactly what rebuilds it.
+docs/method.md, "Evaluation measures". The example, the ``keras-dsr`` command, the
+tuner and the zoo presets all go through these functions, so a preset's recipe is
+exactly what rebuilds it.
 
 Example:
     >>> from keras_dsr.recipes import Recipe, reconstruct
@@ -51,7 +52,7 @@ class Recipe:
         learning_rate: initial Adam learning rate, cosine-decayed to
             ``learning_rate * final_lr_fraction`` over ``steps``.
         final_lr_fraction: see ``learning_rate``.
-        alpha: ``"adaptive"`` (adaptive GTF, DESIGN §2.3) or a constant forcing in [0, 1].
+        alpha: ``"adaptive"`` (adaptive GTF, docs/method.md "GTF") or a constant forcing in [0, 1].
         gtf_gamma, gtf_k: adaptive GTF's smoothing factor and update period (batches).
         alpha_estimator: Jacobian-norm estimator of adaptive GTF.
         method: DEER method (``"deer"``, ``"quasi"``, ``"damped"``, ``"sequential"``).

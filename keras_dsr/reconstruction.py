@@ -52,7 +52,7 @@ def reconstruct(system, recipe=None, measures=("dstsp", "dh"), test_length=100_0
     ``recipe.seed + 1`` (independent), standardised with the *training* statistics;
     both (and the floor's third trajectory) come from one ensemble solve
     (:func:`simulate_split`).
-    Scores follow DESIGN §3 (generate 1.25 T_test from the first test point, drop
+    Scores follow docs/method.md, "Evaluation measures" (generate 1.25 T_test from the first test point, drop
     the transient). ``with_floor`` also scores a third true trajectory (seed + 2).
     Driven systems (``System.inputs``, e.g. Duffing) raise ``ValueError``:
     :class:`~keras_dsr.models.DSRModel` learns autonomous dynamics and would ignore

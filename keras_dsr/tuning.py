@@ -11,7 +11,7 @@ free-running model on the validation trajectory, not the training loss:
 ``val_dsr_score = val_dstsp + dh_weight * val_dh``
 
 logged every epoch by :class:`DSRScore` after the
-:class:`~keras_dsr.callbacks.DSRMeasures` callback (D_stsp and D_H, DESIGN §3).
+:class:`~keras_dsr.callbacks.DSRMeasures` callback (D_stsp and D_H, docs/method.md "Evaluation measures").
 With ``dh_weight=0`` (the default) it is D_stsp. A diverged model (NaN/inf
 generated) scores ``diverged_score`` (default 100, above any finite D_stsp of
 the binning estimator), because keras-tuner's Bayesian oracle would turn an

@@ -249,7 +249,7 @@ def _write_card(name, system, recipe, entry, lines, ok):
         f"- Final logs (last epoch{' of phase one' if card.get('finetune') else ''}): "
         f"{json.dumps({k: float(f'{v:.5g}') for k, v in card['final_logs'].items()})}",
         "",
-        "## Measures (DESIGN §3 protocol, recomputed by tests/test_zoo.py)",
+        "## Measures (docs/method.md protocol, recomputed by tests/test_zoo.py)",
         "",
         *lines,
         "",

@@ -15,7 +15,7 @@ class DSRMeasures(keras.callbacks.Callback):
     """Evaluate D_stsp, D_H (and optionally PE, lambda_max) during ``fit``.
 
     Every ``every`` epochs (epochs 0, every, 2*every, ... counted from 0) the
-    model generates a free-running trajectory by the protocol of DESIGN §3 (from
+    model generates a free-running trajectory by the protocol of docs/method.md, "Evaluation measures" (from
     ``x_test[init_index]``, ``1.25 * T_test`` steps, the first ``0.25 * T_test``
     dropped) and the measures of :mod:`keras_dsr.measures` are written into the
     epoch logs as ``val_dstsp``, ``val_dh`` and, if requested, ``val_pe`` and

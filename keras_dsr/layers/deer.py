@@ -3,7 +3,7 @@
 A drop-in for ``keras.layers.RNN(cell, return_sequences=True)``: the same cell, the
 same outputs (to float tolerance), but the recurrence ``z_t = F(z_{t-1}, u_t)`` is
 solved for all t at once by Newton's method over parallel scans
-(:func:`keras_dsr.ops.deer_solve`, DESIGN.md 2.2) instead of a loop of T steps.
+(:func:`keras_dsr.ops.deer_solve`, docs/method.md "DEER") instead of a loop of T steps.
 Gradients are the implicit-function-theorem ones, equal to BPTT's.
 
 The cell is either a Keras RNN cell (wrapped in

@@ -8,7 +8,7 @@
 
 Because the recurrence is linear in ``h``, the whole sequence ``h_1 .. h_T`` is one
 call of :func:`keras_dsr.ops.linear_recurrence` (an associative scan, depth
-O(log T)); no Newton iteration is needed (contrast with DEER in DESIGN.md 2.2).
+O(log T)); no Newton iteration is needed (contrast with DEER, docs/method.md "DEER").
 
 Parametrisation (LRU, Orvieto et al. 2023, "Resurrecting recurrent neural networks
 for long sequences"):

@@ -1,7 +1,7 @@
 """SSMModel: a class-(i) DSR model (linear recurrence, nonlinear readout).
 
 The model reads the observed series as its *input* and predicts the next
-observation (DESIGN.md 2.5, "Class (i)"):
+observation (docs/method.md, "Models", class (i)):
 
     u_t = x_{t-1},   h_t = lambda_t (.) h_{t-1} + gamma_t (.) (B u_t),
     x_hat_t = x_{t-1} + MLP([h_t, x_{t-1}])      (residual=True)

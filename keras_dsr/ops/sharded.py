@@ -2,7 +2,7 @@
 
 One long trajectory ``[..., T, M]`` is split along time into D contiguous shards,
 one per device of a mesh axis. A linear recurrence ``h_t = A_t h_{t-1} + b_t``
-(DESIGN §2.1) is then solved in three phases inside ``jax.shard_map``:
+(docs/method.md, "Linear scans") is then solved in three phases inside ``jax.shard_map``:
 
 1. each device scans its own shard of affine maps ``(A_t, b_t)``: for every local
    t the composition ``(P_t, q_t)`` of its shard's maps up to t, so that
