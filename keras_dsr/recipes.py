@@ -28,7 +28,7 @@ import keras
 from keras_dsr.utils import set_random_seed
 
 __all__ = ["Recipe", "train", "reconstruct", "simulate_split", "simulate_like", "floor_scores",
-           "check_trained", "Reconstruction", "TrainResult", "CELLS"]
+           "check_history", "check_trained", "Reconstruction", "TrainResult", "CELLS"]
 
 CELLS = ("clipped_shplrnn", "shplrnn", "plrnn", "alrnn", "polynomial")
 CELL_INITS = ("random", "least_squares")
@@ -341,6 +341,7 @@ def train(recipe, x, validation=None, score_fn=None, callbacks=(), verbose="auto
         (:func:`check_trained`): no diverged model is ever returned.
     """
     from keras_dsr.callbacks import BestCheckpoint
+    from keras_dsr.models.engine import TrainingDiverged
 
     trajectories = _check_trajectories(x)
     n = trajectories[0].shape[1]
@@ -364,10 +365,19 @@ def train(recipe, x, validation=None, score_fn=None, callbacks=(), verbose="auto
             m.cell.fit_field(windows.trajectories)
         selector = BestCheckpoint(score_fn, epochs=r.select_epochs) if selecting else None
         t_try = time.perf_counter()
-        history = m.fit(windows, epochs=epochs, verbose=verbose, initial_epoch=initial_epoch,
-                        shuffle=False,
-                        callbacks=[WindowEpoch(windows)] + list(callbacks)
-                        + ([selector] if selector else []))
+        try:
+            history = m.fit(windows, epochs=epochs, verbose=verbose, initial_epoch=initial_epoch,
+                            shuffle=False,
+                            callbacks=[WindowEpoch(windows)] + list(callbacks)
+                            + ([selector] if selector else []))
+            check_history(history)
+        except TrainingDiverged as e:
+            if recipe.tries == 1:
+                raise
+            failure = e
+            candidates.append({"init_seed": r.weight_seed, "diverged": str(e),
+                               "train_seconds": round(time.perf_counter() - t_try, 1)})
+            continue
         row = {"init_seed": r.weight_seed,
                "train_seconds": round(time.perf_counter() - t_try, 1)}
         score = 0.0
@@ -378,6 +388,9 @@ def train(recipe, x, validation=None, score_fn=None, callbacks=(), verbose="auto
         candidates.append(row)
         if best is None or score < best[0]:
             best = (score, m, r, history)
+    if best is None:
+        raise TrainingDiverged(f"every one of the {recipe.tries} tries diverged; the last: "
+                               f"{failure}")
     score, model, r, history = best
     ft_row = None
     if recipe.finetune is not None:
@@ -441,6 +454,27 @@ def validation_score_fn(x_val):
         return float(state_space_divergence(x_val, x_gen))
 
     return score
+
+
+def check_history(history):
+    """Raise :class:`~keras_dsr.models.engine.TrainingDiverged` when the last epoch of
+    ``history`` applied no step (every one non-finite) or had a diverged step (a loss
+    above the engine's ``divergence_factor`` times the data's variance)."""
+    from keras_dsr.models.engine import TrainingDiverged
+
+    logs = history.history
+    if not logs.get("loss"):
+        return
+    skipped = logs.get("skipped_steps", [0.0])[-1]
+    diverged = logs.get("diverged_steps", [0.0])[-1]
+    steps = history.params.get("steps") or 0
+    if steps and skipped >= steps:
+        raise TrainingDiverged(f"training diverged: none of the last epoch's {steps} steps "
+                               "was finite (none was applied).")
+    if diverged > 0:
+        raise TrainingDiverged(f"training diverged: {int(diverged)} step(s) of the last epoch "
+                               "had a loss far above the data's variance (final loss "
+                               f"{logs['loss'][-1]:.3g}).")
 
 
 def check_trained(model, x, steps=None, bound_factor=10.0):

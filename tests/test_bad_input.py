@@ -494,3 +494,56 @@ def test_kill_train_at_random_moments(files, tmp_path):
     model = keras.saving.load_model(out / "model.keras", compile=False)
     assert model.observed_dim == 3
     print("kill outcomes (signal, during save, seconds, exit code):", outcomes)
+
+
+# ------------------------------------------------------------------ diverging training
+@pytest.mark.parametrize("extra", [["--lr", "10", "--steps", "40", "--steps-per-epoch", "20"],
+                                   ["--lr", "1e6", "--alpha", "0", "--steps", "2",
+                                    "--steps-per-epoch", "2"]],
+                         ids=["lr10", "lr1e6-alpha0"])
+def test_diverging_training_exits_1_and_writes_nothing(files, tmp_path, extra):
+    """A run that diverges ends with exit 1 and one line; the previous model stays."""
+    shutil.copytree(files / "m", tmp_path / "m")
+    before = snapshot(tmp_path)
+    argv = ["--hidden", "8", "--seq-len", "50", "--batch-size", "2", "--method", "sequential",
+            "--quiet"]
+    code, _, err = run(["train", files / "data.npy", "-o", tmp_path / "m" / "model.keras",
+                        *argv, *extra])
+    assert code == 1, err
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("keras-dsr")]
+    assert len(lines) == 1 and "diverged" in lines[0] and "Nothing was written" in lines[0]
+    assert snapshot(tmp_path) == before
+
+
+def test_diverging_training_raises_from_the_api():
+    from keras_dsr.models.engine import TrainingDiverged
+    from keras_dsr.recipes import Recipe, train
+
+    recipe = Recipe(hidden_dim=8, seq_len=50, batch_size=2, steps=2, steps_per_epoch=2,
+                    learning_rate=1e6, alpha=0.0, method="sequential")
+    with pytest.raises(TrainingDiverged, match="diverged"):
+        train(recipe, lorenz(400))
+
+
+def test_zoo_build_of_a_diverging_recipe_installs_nothing(tmp_path, monkeypatch, capsys):
+    import sys as _sys
+
+    _sys.path.insert(0, os.path.join(ROOT, "zoo"))
+    import build
+
+    from keras_dsr import zoo
+
+    os.makedirs(tmp_path / "bad")
+    spec = {"system": "lorenz63", "recipe": {"hidden_dim": 8, "seq_len": 50, "batch_size": 2,
+                                             "steps": 2, "steps_per_epoch": 2,
+                                             "learning_rate": 1e6, "alpha": 0.0,
+                                             "method": "sequential", "train_length": 2000}}
+    (tmp_path / "bad" / "recipe.json").write_text(json.dumps(spec))
+    monkeypatch.setattr(build, "HERE", str(tmp_path))
+    monkeypatch.setattr(build, "VAL_LENGTH", 2000)
+    before = zoo.list_presets()
+    assert build.main(["bad"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "diverged" in err[0]
+    assert zoo.list_presets() == before and "bad" not in before
+    assert not os.path.exists(tmp_path / "bad" / "CARD.md")
