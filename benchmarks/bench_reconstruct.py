@@ -29,7 +29,7 @@ import time
 import keras_dsr  # noqa: F401  (selects the backend before keras)
 import keras
 
-from keras_dsr.recipes import Recipe, _simulate_like, simulate_split, train
+from keras_dsr.recipes import Recipe, simulate_like, simulate_split, train
 from keras_dsr.systems import simulate
 
 
@@ -38,8 +38,8 @@ def bench_simulation(rounds):
     for _ in range(rounds):
         t0 = time.perf_counter()
         tr = simulate("lorenz63", 100_000, seed=0)
-        _simulate_like("lorenz63", 100_000, 1, tr)
-        _simulate_like("lorenz63", 100_000, 2, tr)
+        simulate_like("lorenz63", 100_000, 1, tr)
+        simulate_like("lorenz63", 100_000, 2, tr)
         t1 = time.perf_counter()
         simulate_split("lorenz63", 100_000, 100_000, 0, n_extra=1)
         t2 = time.perf_counter()

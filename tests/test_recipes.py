@@ -235,7 +235,7 @@ def test_simulate_split_one_solve_standardised_with_training_statistics():
 @pytest.mark.backend_independent
 def test_simulate_split_and_held_out_pair_at_a_recipe_dt():
     """``Recipe.dt`` resamples the data: every trajectory is sampled at that dt."""
-    from keras_dsr.recipes import _simulate_like
+    from keras_dsr.recipes import simulate_like
     from keras_dsr.systems import get_system, simulate
     from keras_dsr.zoo.criteria import held_out_pair
 
@@ -249,7 +249,7 @@ def test_simulate_split_and_held_out_pair_at_a_recipe_dt():
     fine = simulate("rossler", 800, dt=0.05, seed=2, standardize=False)
     np.testing.assert_allclose(tr.states, fine.states[::2], rtol=0, atol=5e-3)
     # validation and criteria trajectories follow the training data's dt
-    assert _simulate_like("rossler", 50, 5, tr).dt == 0.1
+    assert simulate_like("rossler", 50, 5, tr).dt == 0.1
     test, other = held_out_pair("rossler", 2, tr.mean, tr.std, dt=0.1)
     # sampled every 0.1 time units: central differences over 2 dt match the right-hand
     # side (to the O(dt^2) error of the difference; with dt = 0.05 they would be half)

@@ -31,7 +31,7 @@ from track_checkpoints import MEASURES, _line  # noqa: E402
 from keras_dsr.callbacks import ConstantAlpha  # noqa: E402
 from keras_dsr.data import TrajectoryWindows  # noqa: E402
 from keras_dsr.measures import evaluate  # noqa: E402
-from keras_dsr.recipes import _simulate_like, _true_scores  # noqa: E402
+from keras_dsr.recipes import simulate_like, floor_scores  # noqa: E402
 from keras_dsr.systems import lyapunov_max, simulate  # noqa: E402
 from keras_dsr.zoo.criteria import held_out_pair, lyap_steps  # noqa: E402
 
@@ -59,11 +59,11 @@ def main(argv=None):
         p.error("--steps must be a multiple of --every, and --every of 100")
     tr = simulate(a.system, 100_000, dt=a.dt, seed=0)
     n_val = val_length(a.system, tr.dt)
-    val = _simulate_like(a.system, n_val, 3, tr)
-    val_floor = _true_scores(val.x, _simulate_like(a.system, n_val, 4, tr).x,
+    val = simulate_like(a.system, n_val, 3, tr)
+    val_floor = floor_scores(val.x, simulate_like(a.system, n_val, 4, tr).x,
                              ("dstsp", "dh"))
     test, other = held_out_pair(a.system, 0, tr.mean, tr.std, dt=tr.dt)
-    test_floor = _true_scores(test, other, ("dstsp", "dh"))
+    test_floor = floor_scores(test, other, ("dstsp", "dh"))
     lyap_true = float(lyapunov_max(a.system))
     n_lyap = lyap_steps(tr.dt, a.system)  # the same physical time at every dt
 

@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 from keras_dsr.cells import PolynomialFlow  # noqa: E402
 from keras_dsr.measures import evaluate  # noqa: E402
 from keras_dsr.models import DSRModel  # noqa: E402
-from keras_dsr.recipes import Recipe, _true_scores  # noqa: E402
+from keras_dsr.recipes import Recipe, floor_scores  # noqa: E402
 from keras_dsr.systems import get_system, lyapunov_max, simulate  # noqa: E402
 from keras_dsr.zoo.criteria import held_out_pair, lyap_steps  # noqa: E402
 
@@ -54,7 +54,7 @@ def main(argv=None):
     recipe = Recipe()
     tr = simulate(a.system, recipe.train_length, seed=recipe.seed)
     test, other = held_out_pair(a.system, recipe.seed, tr.mean, tr.std)
-    floor = _true_scores(test, other, ("dstsp", "dh"))
+    floor = floor_scores(test, other, ("dstsp", "dh"))
     lyap_true = lyapunov_max(a.system)
     print(f"{a.system}: floor D_stsp {floor['dstsp']:.3f} (bar {floor['dstsp'] + 0.2:.3f}), "
           f"D_H {floor['dh']:.4f} (bar {2 * floor['dh']:.4f}), true lambda_max {lyap_true:.4f}")

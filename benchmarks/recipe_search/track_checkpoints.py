@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 
 from build import val_length, validation_score  # noqa: E402
 from keras_dsr.measures import evaluate  # noqa: E402
-from keras_dsr.recipes import Recipe, _simulate_like, _true_scores, train  # noqa: E402
+from keras_dsr.recipes import Recipe, simulate_like, floor_scores, train  # noqa: E402
 from keras_dsr.systems import lyapunov_max, simulate  # noqa: E402
 from keras_dsr.zoo.criteria import held_out_pair, lyap_steps  # noqa: E402
 
@@ -59,11 +59,11 @@ def main(argv=None):
     system = a.system
     tr = simulate(system, recipe.train_length, dt=recipe.dt, seed=recipe.seed)
     n_val = val_length(system, tr.dt)
-    val = _simulate_like(system, n_val, recipe.seed + 3, tr)
-    val_floor = _true_scores(val.x, _simulate_like(system, n_val, recipe.seed + 4, tr).x,
+    val = simulate_like(system, n_val, recipe.seed + 3, tr)
+    val_floor = floor_scores(val.x, simulate_like(system, n_val, recipe.seed + 4, tr).x,
                              ("dstsp", "dh"))
     test, other = held_out_pair(system, recipe.seed, tr.mean, tr.std, dt=tr.dt)
-    test_floor = _true_scores(test, other, ("dstsp", "dh"))
+    test_floor = floor_scores(test, other, ("dstsp", "dh"))
     lyap_true = float(lyapunov_max(system))
     val_lyap_steps = a.lyap_steps or lyap_steps(tr.dt, system)
     print(f"{system} {a.recipe}: true lambda_max {lyap_true:.4f}", flush=True)

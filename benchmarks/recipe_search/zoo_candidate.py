@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 import keras  # noqa: E402
 
 from keras_dsr.measures import evaluate  # noqa: E402
-from keras_dsr.recipes import Recipe, _true_scores, train  # noqa: E402
+from keras_dsr.recipes import Recipe, floor_scores, train  # noqa: E402
 from keras_dsr.systems import lyapunov_max, simulate  # noqa: E402
 from keras_dsr.zoo.criteria import check_scores, held_out_pair, lyap_steps  # noqa: E402
 
@@ -35,7 +35,7 @@ def score(system, recipe, model=None, verbose=0):
     """Train (unless ``model`` is given) and score; returns a dict of the run."""
     tr = simulate(system, recipe.train_length, dt=recipe.dt, seed=recipe.seed)
     test, other = held_out_pair(system, recipe.seed, tr.mean, tr.std, dt=tr.dt)  # as the criteria make it
-    floor = {k: float(v) for k, v in _true_scores(test, other, ("dstsp", "dh")).items()}
+    floor = {k: float(v) for k, v in floor_scores(test, other, ("dstsp", "dh")).items()}
     lyap_true = float(lyapunov_max(system))
     seconds, final = 0.0, {}
     if model is None:

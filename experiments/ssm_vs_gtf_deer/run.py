@@ -68,8 +68,8 @@ DIMS = {"lorenz63": (0, 2)}  # projection shown in the figure (default (0, 1))
 def make_data(system, recipe, test_length):
     """Train (seed s), test (s + 1) and floor (s + 2) trajectories, as in ``reconstruct``."""
     train = simulate(system, recipe.train_length, seed=recipe.seed)
-    test = recipes._simulate_like(system, test_length, recipe.seed + 1, train)
-    other = recipes._simulate_like(system, test_length, recipe.seed + 2, train)
+    test = recipes.simulate_like(system, test_length, recipe.seed + 1, train)
+    other = recipes.simulate_like(system, test_length, recipe.seed + 2, train)
     return train, test, other
 
 
@@ -187,7 +187,7 @@ def run_one(system, seed, args):
     t0 = time.perf_counter()
     train, test, other = make_data(system, recipe, args.test_length)
     dt = float(train.dt)
-    floor = recipes._true_scores(test.x, other.x, ("dstsp", "dh"))
+    floor = recipes.floor_scores(test.x, other.x, ("dstsp", "dh"))
     data_s = time.perf_counter() - t0
     print(f"== {system} seed {seed}: dt {dt}, train {train.x.shape}, test {test.x.shape}, "
           f"floor D_stsp {floor['dstsp']:.3f} D_H {floor['dh']:.3f} ({data_s:.0f} s)",
