@@ -153,9 +153,17 @@ def test_injected_nonfinite_gradient_leaves_weights_unchanged():
     and past ``max_bad_steps`` training stops with TrainingDiverged."""
     x = windows(16, 40)
 
+    @ops.custom_gradient
+    def nan_gradient(x):  # the identity, whose gradient is NaN
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            return ops.full_like(upstream, float("nan"))
+
+        return x, grad
+
     def nan_gradient_loss(y_true, y_pred):
-        # value: the MSE (+0); gradient of sqrt at 0 is inf, times 0: NaN
-        return ops.mean((y_true - y_pred) ** 2) + 0.0 * ops.sum(ops.sqrt(ops.abs(y_pred) * 0.0))
+        return ops.mean((y_true - nan_gradient(y_pred)) ** 2)  # a finite value
 
     model = DSRModel(cell=ShallowPLRNN(latent_dim=4, hidden_dim=8, seed=0),
                      gtf=ConstantForcing(0.3), max_bad_steps=3)
