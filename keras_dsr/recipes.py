@@ -9,7 +9,7 @@ docs/method.md, "Evaluation measures". The example, the ``keras-dsr`` command, t
 tuner and the zoo presets all go through these functions, so a preset's recipe is
 exactly what rebuilds it.
 
-Example:
+Examples:
     >>> from keras_dsr.recipes import Recipe, reconstruct
     >>> result = reconstruct("lorenz63", Recipe(steps=600))   # doctest: +SKIP
     >>> result.scores                                          # doctest: +SKIP
@@ -98,7 +98,7 @@ class Recipe:
             decay from ``learning_rate``) with a constant ``alpha``, scored every
             ``every`` steps; the best of those checkpoints and the start is kept.
 
-    Example:
+    Examples:
         >>> Recipe(seq_len=2_000).to_dict()["seq_len"]
         2000
 
@@ -288,7 +288,7 @@ def training_windows(recipe, x, seed=None):
     (or a list of them): its ``seq_len``, ``batch_size``, ``steps_per_epoch`` and
     ``train_noise``; ``seed`` defaults to the recipe's ``weight_seed``.
 
-    Example:
+    Examples:
         >>> x = np.zeros((500, 3))
         >>> training_windows(Recipe(seq_len=100, batch_size=4), x)[0][0].shape
         (4, 100, 3)

@@ -92,7 +92,7 @@ def check_autonomous(system, where=None):
     take, so a model trained on them would silently learn the wrong, autonomous
     dynamics. ``where`` (e.g. ``"reconstruct"``) prefixes the message.
 
-    Example:
+    Examples:
         >>> from keras_dsr.systems import get_system
         >>> check_autonomous(get_system("lorenz63"), "reconstruct")   # passes
     """
@@ -124,7 +124,7 @@ def simulate_split(name, train_length, test_length, seed, n_extra=0, dt=None):
     Returns:
         a list of ``2 + n_extra`` :class:`~keras_dsr.systems.Trajectory` objects.
 
-    Example:
+    Examples:
         >>> tr, te = simulate_split("lorenz63", 3_000, 1_000, seed=0)
         >>> tr.x.shape, te.x.shape
         ((3000, 3), (1000, 3))

@@ -127,7 +127,7 @@ def _nan_like(alpha):
 class ConstantForcing(ForcingSchedule):
     """``alpha`` fixed for the whole of training.
 
-    Example:
+    Examples:
         >>> DSRModel(gtf=ConstantForcing(0.2))                      # doctest: +SKIP
     """
 
@@ -146,7 +146,7 @@ class ConstantForcing(ForcingSchedule):
 class LinearForcing(ForcingSchedule):
     """``alpha = start + (end - start) * min(step / decay_steps, 1)``.
 
-    Example:
+    Examples:
         >>> LinearForcing(1.0, 0.1, decay_steps=1000)
         LinearForcing(start=1.0, end=0.1, decay_steps=1000)
     """
@@ -168,7 +168,7 @@ class LinearForcing(ForcingSchedule):
 class ExponentialForcing(ForcingSchedule):
     """``alpha = end + (start - end) * decay_rate ** (step / decay_steps)``.
 
-    Example:
+    Examples:
         >>> ExponentialForcing(1.0, 0.05, decay_rate=0.5, decay_steps=200)  # half-life 200
         ExponentialForcing(start=1.0, end=0.05, decay_rate=0.5, decay_steps=200)
     """
@@ -220,7 +220,7 @@ class AdaptiveForcing(ForcingSchedule):
             int P: at most P evenly strided time steps per sequence enter G
             (cheaper at long T).
 
-    Example:
+    Examples:
         >>> AdaptiveForcing(k=5, gamma=0.999)
         AdaptiveForcing(estimator='product_upper_bound', k=5, gamma=0.999, alpha_0=1.0, estimate_points=None)
     """
@@ -288,7 +288,7 @@ def get(identifier, estimator="product_upper_bound"):
     ``"adaptive"`` gives :class:`AdaptiveForcing` with ``estimator`` and the lab's
     defaults; a number in [0, 1] gives :class:`ConstantForcing`.
 
-    Example:
+    Examples:
         >>> get(0.3)
         ConstantForcing(alpha=0.3)
     """
