@@ -75,6 +75,11 @@ class _Loader(importlib.abc.Loader):
     def __init__(self, loader):
         self._loader = loader
 
+    def __getattr__(self, name):
+        # get_code, get_source, is_package, get_filename, ...: the module's own loader's
+        # (``python -m keras_dsr.cli`` runs the module through runpy's get_code).
+        return getattr(self._loader, name)
+
     def create_module(self, spec):
         return self._loader.create_module(spec)
 
