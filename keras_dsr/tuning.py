@@ -207,8 +207,11 @@ class DSRHyperModel(kt.HyperModel):
         self.gtf_gammas = _choices("gtf_gammas", gtf_gammas, float)
         if not all(0 <= g < 1 for g in self.gtf_gammas):
             raise ValueError(f"`gtf_gammas` must be in [0, 1), got {self.gtf_gammas}.")
-        self.estimators = tuple(canonical_estimator(e)
-                                for e in _choices("estimators", estimators, str))
+        try:
+            self.estimators = tuple(canonical_estimator(e)
+                                    for e in _choices("estimators", estimators, str))
+        except ValueError as e:
+            raise ValueError(f"`estimators`: {e}") from None
         self.alpha_range = _range("alpha_range", alpha_range, 1e-6, 1.0)
         self.learning_rates = _range("learning_rates", learning_rates, 1e-12, 10.0)
         longest = max(x.shape[0] for x in self.x_train)

@@ -81,11 +81,11 @@ def test_search_space_is_a_recipe(data):
     assert 1e-3 <= recipe.learning_rate <= 1e-2
     assert not hp.is_active("gtf_gamma")  # adaptive-GTF settings inactive for constant alpha
     model = hm.build(hp)
-    assert model.adaptive is False and model.method == "sequential"
+    assert type(model.schedule).__name__ == "ConstantForcing" and model.method == "sequential"
     adaptive = _hypermodel(data, alpha_schedules="adaptive", gtf_gammas=0.9,
                            estimators="batch_max").recipe(kt.HyperParameters())
     assert (adaptive.alpha, adaptive.gtf_gamma, adaptive.alpha_estimator) == (
-        "adaptive", 0.9, "batch_max")
+        "adaptive", 0.9, "batch_maximum")  # the lab's name of the alias batch_max
 
 
 def test_constructor_and_fit_errors(data):

@@ -233,6 +233,35 @@ class GuardedModel(keras.Model):
         self.train_function = checked
         return self.train_function
 
+    def make_test_function(self, force=False):
+        if keras.backend.backend() != "torch" or self.steps_per_execution == 1:
+            return super().make_test_function(force=force)
+        if self.test_function is not None and not force:
+            return self.test_function
+
+        def multi_step(data):  # as make_train_function: Keras's PyTorch trainer refuses > 1
+            logs = None
+            for batch in data:
+                logs = self.test_step(batch)
+            return logs
+
+        self.test_function = multi_step
+        return self.test_function
+
+    def make_predict_function(self, force=False):
+        if keras.backend.backend() != "torch" or self.steps_per_execution == 1:
+            return super().make_predict_function(force=force)
+        if self.predict_function is not None and not force:
+            return self.predict_function
+
+        def multi_step(data):
+            outputs = [self.predict_step(batch) for batch in data]
+            return keras.tree.map_structure(lambda *parts: ops.concatenate(parts, axis=0),
+                                            *outputs)
+
+        self.predict_function = multi_step
+        return self.predict_function
+
     def _check_streak(self, logs):
         streak = float(ops.convert_to_numpy(logs["bad_streak"]))
         if streak > self.max_bad_steps:
