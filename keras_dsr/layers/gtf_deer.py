@@ -27,7 +27,8 @@ def parameter_norm_bound(cell):
     bounded by its weights) raise ``ValueError``.
     """
     if not hasattr(cell, "a"):
-        raise ValueError(f"estimator 'jacobian_upper_bound' needs a PLRNN-family cell "
+        raise ValueError(f"estimator 'jacobian_upper_bound' (alias 'parameter_bound') needs a "
+                         f"PLRNN-family cell "
                          f"(diagonal `a` plus connection matrices); {type(cell).__name__} "
                          "has no weight bound on its Jacobian. Use an estimator on the "
                          "data, e.g. 'product_upper_bound'.")
