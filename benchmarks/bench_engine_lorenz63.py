@@ -84,10 +84,10 @@ def main(argv=None):
     text = "\n".join(lines) + "\n"
     print(text)
     if a.output:
-        tmp = a.output + ".tmp"
-        with open(tmp, "w") as fh:
+        from keras_dsr.io import atomic_write
+
+        with atomic_write(a.output) as fh:
             fh.write(text)
-        os.replace(tmp, a.output)
 
 
 if __name__ == "__main__":

@@ -155,10 +155,10 @@ def main(argv=None):
     ]
     print("\n".join(lines))
     if a.output:
-        tmp = a.output + ".tmp"
-        with open(tmp, "w") as fh:
+        from keras_dsr.io import atomic_write
+
+        with atomic_write(a.output) as fh:
             fh.write("\n".join(lines))
-        os.replace(tmp, a.output)
 
 
 if __name__ == "__main__":

@@ -202,15 +202,7 @@ class GuardedModel(keras.Model):
         self.streak_tracker.count.assign(0.0)
         backend = keras.backend.backend()
         if backend == "torch" and self.steps_per_execution > 1:
-            # Keras's PyTorch trainer refuses steps_per_execution > 1; run the
-            # buffered batches one after another.
-            def multi_step(data):
-                logs = None
-                for batch in data:
-                    logs = self.train_step(batch)
-                return logs
-
-            self.train_function = multi_step
+            self.train_function = self._torch_multi_step(self.train_step, lambda logs: logs[-1])
         else:
             super().make_train_function(force=force)
         inner = self.train_function
@@ -233,33 +225,28 @@ class GuardedModel(keras.Model):
         self.train_function = checked
         return self.train_function
 
+    def _torch_multi_step(self, step, combine):
+        """A function over the buffered batches of one execution, one after another
+        (Keras's PyTorch trainer refuses steps_per_execution > 1)."""
+        def multi_step(data):
+            return combine([step(batch) for batch in data])
+
+        return multi_step
+
     def make_test_function(self, force=False):
         if keras.backend.backend() != "torch" or self.steps_per_execution == 1:
             return super().make_test_function(force=force)
-        if self.test_function is not None and not force:
-            return self.test_function
-
-        def multi_step(data):  # as make_train_function: Keras's PyTorch trainer refuses > 1
-            logs = None
-            for batch in data:
-                logs = self.test_step(batch)
-            return logs
-
-        self.test_function = multi_step
+        if self.test_function is None or force:
+            self.test_function = self._torch_multi_step(self.test_step, lambda logs: logs[-1])
         return self.test_function
 
     def make_predict_function(self, force=False):
         if keras.backend.backend() != "torch" or self.steps_per_execution == 1:
             return super().make_predict_function(force=force)
-        if self.predict_function is not None and not force:
-            return self.predict_function
-
-        def multi_step(data):
-            outputs = [self.predict_step(batch) for batch in data]
-            return keras.tree.map_structure(lambda *parts: ops.concatenate(parts, axis=0),
-                                            *outputs)
-
-        self.predict_function = multi_step
+        if self.predict_function is None or force:
+            self.predict_function = self._torch_multi_step(
+                self.predict_step, lambda outs: keras.tree.map_structure(
+                    lambda *parts: ops.concatenate(parts, axis=0), *outs))
         return self.predict_function
 
     def _check_streak(self, logs):
