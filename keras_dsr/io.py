@@ -5,8 +5,10 @@ manifest and presets) goes through :func:`atomic_write` or
 :func:`atomic_save_model`: the content is written to a uniquely named temporary
 file in the target's folder, flushed and fsync'ed, then moved over the target
 with ``os.replace`` (atomic on POSIX and Windows). A process killed at any moment
-leaves the previous file intact (and at worst a stray hidden ``.NAME.*.tmp*``
-file); two processes writing the same target never share a temporary name.
+leaves the previous file intact; the hidden temporary file a killed process
+leaves (``.NAME.PID.*.tmp*``) is removed by the next write of the same target
+once no process with that PID is alive. Two processes writing the same target
+never share a temporary name.
 
 Example:
     >>> import json, os, tempfile
@@ -22,7 +24,7 @@ import os
 import tempfile
 
 __all__ = ["atomic_write", "atomic_path", "atomic_save_model", "check_writable",
-           "fsync_dir"]
+           "fsync_dir", "remove_stale_temporaries"]
 
 
 def fsync_dir(directory):
@@ -53,6 +55,46 @@ def _fsync_file(path):
         os.close(fd)
 
 
+def _alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # exists (another user's) or cannot tell
+        return True
+    return True
+
+
+def remove_stale_temporaries(path):
+    """Remove the hidden temporary files of ``path`` left by writers that were killed.
+
+    A temporary file of :func:`atomic_path` is named ``.NAME.PID.RANDOM.tmpEXT``;
+    one whose process ``PID`` is no longer alive can never be completed and is
+    deleted. Files of live processes (a concurrent writer) and any other file are
+    left alone. Returns the names removed.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    prefix = f".{os.path.basename(path)}."
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(prefix) or ".tmp" not in name:
+            continue
+        pid = name[len(prefix):].split(".", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(directory, name))
+            removed.append(name)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a fresh temporary path beside ``path`` (same suffix); on success move it there.
@@ -67,7 +109,9 @@ def atomic_path(path):
     directory = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
     suffix = os.path.splitext(base)[1]
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp" + suffix, dir=directory)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}.", suffix=".tmp" + suffix,
+                               dir=directory)
     os.close(fd)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # as open() would create it (mkstemp: 0600)

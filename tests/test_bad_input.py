@@ -21,7 +21,7 @@ from conftest import BACKEND, to_np
 from keras_dsr import zoo
 from keras_dsr.cli import main
 from keras_dsr.data import TrajectoryWindows, load_trajectory, standardize
-from keras_dsr.io import atomic_path, atomic_write, check_writable
+from keras_dsr.io import atomic_path, atomic_write, check_writable, remove_stale_temporaries
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--hidden", "8", "--seq-len", "50", "--batch-size", "2", "--steps", "4",
@@ -72,6 +72,23 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
 
 
 @pytest.mark.backend_independent
+def test_temporaries_of_killed_writers_are_removed(tmp_path):
+    """A killed writer's hidden temporary file goes with the next write of its target;
+    a live writer's (here: this process's parent) and other files stay."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    path = tmp_path / "model.keras"
+    stale = tmp_path / f".model.keras.{dead.pid}.abc.tmp.keras"
+    live = tmp_path / f".model.keras.{os.getppid()}.abc.tmp.keras"
+    other = tmp_path / f".other.keras.{dead.pid}.abc.tmp.keras"
+    for f in (stale, live, other):
+        f.write_bytes(b"partial")
+    with atomic_write(path, "wb") as fh:
+        fh.write(b"complete")
+    assert sorted(os.listdir(tmp_path)) == sorted(["model.keras", live.name, other.name])
+    assert path.read_bytes() == b"complete"
+
+
 def test_check_writable(tmp_path):
     (tmp_path / "data.npy").write_bytes(b"x")
     with pytest.raises(ValueError, match="is a file, not a folder"):
@@ -343,15 +360,16 @@ def test_concurrent_installs_of_one_preset(tmp_path):
 def test_resume_continues_to_the_uninterrupted_result(tmp_path, monkeypatch):
     """train --resume, interrupted after epoch 2 of 4, then rerun == one run of 4 epochs.
 
-    One window start (the data are exactly one window long), so the windows do not
-    depend on the epoch; what is resumed is the weights, the optimizer state and the
-    learning-rate schedule's step.
+    The data hold many window starts, so the windows differ from epoch to epoch:
+    what is resumed is the weights, the optimizer state, the learning-rate
+    schedule's step, the forcing schedule's state and the epoch the windows are
+    drawn for.
     """
     import keras
 
     from keras_dsr import recipes
 
-    raw = lorenz(60, seed=3)
+    raw = lorenz(400, seed=3)
     np.save(tmp_path / "d.npy", raw)
     argv = ["train", tmp_path / "d.npy", "--hidden", "6", "--seq-len", "60", "--batch-size",
             "2", "--steps", "8", "--steps-per-epoch", "2", "--method", "sequential",
@@ -486,9 +504,9 @@ def test_kill_train_at_random_moments(files, tmp_path):
         for name in names:  # each file: its previous version, or a complete new one
             if (out / name).read_bytes() != previous[name]:
                 _model_files_complete(out)
-        for name in os.listdir(out):  # SIGKILL can leave a hidden temporary file: drop it
-            if name.startswith("."):
-                os.remove(out / name)
+        for name in names:  # SIGKILL can leave a hidden temporary file: the next
+            remove_stale_temporaries(out / name)  # write of that file removes it
+        assert [n for n in os.listdir(out) if n.startswith(".")] == [], os.listdir(out)
     import keras
 
     model = keras.saving.load_model(out / "model.keras", compile=False)
