@@ -76,7 +76,7 @@ def test_auto_mutual_information_against_histogram2d(rng):
     ami = E.auto_mutual_information(x, 12, bins=10)
     np.testing.assert_allclose(ami, [_mi_reference(x, k, 10) for k in range(13)], rtol=1e-10)
     # entry 0 is the entropy of the binned series; Sturges' rule by default
-    assert E._sturges_bins(3000) == 13
+    assert E.delay._sturges_bins(3000) == 13
     np.testing.assert_allclose(E.auto_mutual_information(x, 3)[1], _mi_reference(x, 1, 13))
 
 
