@@ -31,7 +31,7 @@ first generated step predicts ``x_{W+1}``.
 - :func:`evaluate_observed`: D_stsp, D_H, PE(n) and lambda_max on all observed
   columns or on a subset (``channels``: e.g. the first C columns of a delay
   embedding, which are the recorded channels themselves,
-  :attr:`keras_dsr.embedding.Observation.observed_channels`).
+  :attr:`keras_dsr.embedding.Prepared.channels`).
 
 The floor of these scores is an independent true trajectory passed through the same
 observation (:meth:`keras_dsr.embedding.Observation.apply`) and scored on the same
@@ -203,7 +203,7 @@ def evaluate_observed(model, x_test, measures=("dstsp", "dh"), channels=None,
         x_test: observed (or delay-embedded) test data ``[T, N]`` in the model's units.
         measures: any of ``"dstsp"``, ``"dh"``, ``"pe"``, ``"lyap"``.
         channels: columns of ``x_test`` that D_stsp, D_H and PE are computed on
-            (default all N; e.g. ``Observation.observed_channels`` to score a
+            (default all N; e.g. ``Prepared.channels`` to score a
             delay-embedded model on the recorded channels alone).
         warmup, alpha: the forced warm-up (:func:`warm_start`) of the free run
             and of each PE prediction.

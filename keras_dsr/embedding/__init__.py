@@ -17,6 +17,10 @@ delay coordinates (Takens 1981; Sauer, Yorke & Casdagli 1991)::
   Theiler window that keeps temporally adjacent samples out of the neighbour
   search (:func:`estimate_dimension`).
 - both at once: :func:`choose_embedding`.
+- the whole measurement (observed columns, then the embedding) as one object,
+  :class:`Observation`, and the training data with the model settings from the
+  command's options (``--observe``, ``--embed``, ``--latent``, ``--observation``):
+  :func:`prepare`.
 
 Why not PECUZAL (Krämer et al. 2021), the method the Durstewitz lab used for its
 ECG benchmark: its Python implementation on PyPI, ``pecuzal-embedding``, has had
@@ -46,8 +50,12 @@ Example:
 from keras_dsr.embedding.delay import auto_mutual_information, delay_embed, estimate_lag
 from keras_dsr.embedding.dimension import (cao_e1_e2, choose_embedding, estimate_dimension,
                                            false_nearest_neighbors)
+from keras_dsr.embedding.observe import (Observation, Prepared, parse_embed, parse_observe,
+                                         prepare)
 
 __all__ = [
+    "Observation",
+    "Prepared",
     "auto_mutual_information",
     "cao_e1_e2",
     "choose_embedding",
@@ -55,4 +63,7 @@ __all__ = [
     "estimate_dimension",
     "estimate_lag",
     "false_nearest_neighbors",
+    "parse_embed",
+    "parse_observe",
+    "prepare",
 ]
