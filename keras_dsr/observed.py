@@ -28,6 +28,9 @@ first generated step predicts ``x_{W+1}``.
   (generate ``1.25 T``, drop ``0.25 T``) from the warm-started state.
 - :func:`prediction_error_observed`: PE(n) with a warm-up of ``warmup`` samples
   ending at each initial test point.
+- :func:`reconstruct_observed`: the whole job for a simulated system measured
+  through some of its variables, with noise and a delay embedding (what
+  ``keras-dsr reconstruct --observe ... --embed ...`` runs).
 - :func:`evaluate_observed`: D_stsp, D_H, PE(n) and lambda_max on all observed
   columns or on a subset (``channels``: e.g. the first C columns of a delay
   embedding, which are the recorded channels themselves,
@@ -43,7 +46,7 @@ import numpy as np
 from keras_dsr import measures as M
 
 __all__ = ["evaluate_observed", "generate_observed", "prediction_error_observed",
-           "warm_start"]
+           "reconstruct_observed", "warm_start"]
 
 #: Default warm-up length (samples) of the free runs.
 DEFAULT_WARMUP = 50
@@ -238,3 +241,65 @@ def evaluate_observed(model, x_test, measures=("dstsp", "dh"), channels=None,
         out.update(M.evaluate(start, x_test, ["lyap"], dt=dt, lyap_steps=lyap_steps,
                               nonfinite=nonfinite))
     return {m: out[m] for m in measures}
+
+
+def reconstruct_observed(system, recipe=None, observe=None, embed=None, observation=None,
+                         noise=0.0, measures=("dstsp", "dh"), test_length=100_000,
+                         warmup=DEFAULT_WARMUP, channels=None, with_floor=True, callbacks=(),
+                         verbose="auto"):
+    """Simulate ``system``, measure it (variables, noise, embedding), train, score.
+
+    The trajectories of :func:`keras_dsr.reconstruction.simulate_split` (training
+    seed ``recipe.seed``, test ``+ 1``, floor ``+ 2``; standardised with the
+    training statistics). Gaussian observation noise of standard deviation
+    ``noise`` (a fraction of each standardised variable's unit std; seed
+    ``recipe.seed``) is added to the training data only: the model is scored on
+    clean test data. :func:`keras_dsr.embedding.prepare` builds the measurement
+    from the training data (``observe``, ``embed``, ``recipe.latent_dim``,
+    ``observation``: default ``recipe.observation``); test and floor data go
+    through the same :class:`~keras_dsr.embedding.Observation`. Scores:
+    :func:`evaluate_observed` on ``channels`` (default all columns of the
+    embedding; ``"recorded"``: the recorded channels alone), the floor on the
+    same columns.
+
+    Returns:
+        ``(result, prepared)``: a :class:`~keras_dsr.reconstruction.Reconstruction`
+        (``generated`` in the observation space) and the
+        :class:`~keras_dsr.embedding.Prepared` of the training data.
+    """
+    from keras_dsr.embedding import prepare
+    from keras_dsr.reconstruction import (Reconstruction, check_autonomous, floor_scores,
+                                          simulate_split)
+    from keras_dsr.recipes import Recipe, train
+    from keras_dsr.systems import get_system
+
+    recipe = Recipe() if recipe is None else recipe
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < np.inf:
+        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}.")
+    sys_ = get_system(system)
+    check_autonomous(sys_, "reconstruct_observed")
+    train_traj, test_traj, *rest = simulate_split(
+        sys_.name, recipe.train_length, test_length, recipe.seed,
+        n_extra=1 if with_floor else 0, dt=recipe.dt)
+    x_train = train_traj.x.astype(np.float64)
+    if noise:
+        x_train = x_train + noise * np.random.default_rng(recipe.seed).standard_normal(
+            x_train.shape)
+    prep = prepare(x_train, observe=observe, embed=embed, latent=recipe.latent_dim,
+                   observation=observation or recipe.observation)
+    recipe = recipe.replace(**prep.recipe_changes())
+    model, history, seconds = train(recipe, prep.x, callbacks=callbacks, verbose=verbose)
+    x_test = prep.observation.apply(test_traj.x)
+    ch = list(prep.channels) if channels == "recorded" else _channels(channels,
+                                                                       x_test.shape[1])
+    x_gen = generate_observed(model, x_test, warmup=warmup)
+    scores = evaluate_observed(model, x_test, measures, channels=ch, warmup=warmup,
+                               dt=train_traj.dt, x_gen=x_gen)
+    floor = None
+    if with_floor:
+        x_other = prep.observation.apply(rest[0].x)
+        floor = floor_scores(x_test[:, ch], x_other[:, ch], measures)
+    result = Reconstruction(model=model, history=history, scores=scores, floor=floor,
+                            seconds=seconds, train=train_traj, test=test_traj,
+                            generated=x_gen, recipe=recipe)
+    return result, prep

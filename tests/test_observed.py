@@ -178,3 +178,28 @@ def test_bad_input():
     unbuilt = DSRModel(cell=PLRNN(3))
     with pytest.raises(ValueError, match="not built"):
         O.warm_start(unbuilt, x)
+
+
+@pytest.mark.slow
+def test_reconstruct_observed_measures_train_test_and_floor_data_alike():
+    from conftest import BACKEND
+    from keras_dsr.recipes import Recipe
+    from keras_dsr.reconstruction import simulate_split
+
+    if BACKEND != "jax":
+        pytest.skip("trains once, in the JAX session")
+    recipe = Recipe(seq_len=50, steps=2, steps_per_epoch=2, hidden_dim=8, train_length=600,
+                    steps_per_execution=1, seed=4)
+    res, prep = O.reconstruct_observed("lorenz63", recipe, observe="x", embed="2:5",
+                                       noise=0.1, test_length=400, warmup=20, verbose=0,
+                                       channels="recorded")
+    tr, te, other = simulate_split("lorenz63", 600, 400, seed=4, n_extra=1)
+    noisy = tr.x + 0.1 * np.random.default_rng(4).standard_normal(tr.x.shape)
+    lagged = lambda x: np.stack([x[:-5, 0], x[5:, 0]], axis=1)  # noqa: E731
+    np.testing.assert_allclose(prep.x, lagged(noisy), rtol=1e-5, atol=1e-5)
+    assert res.recipe.latent_dim is None and res.model.cell.latent_dim == 2
+    assert res.generated.shape == (395, 2) and prep.channels == (0,)
+    floor = {"dstsp": measures.state_space_divergence(lagged(te.x)[:, :1], lagged(other.x)[:, :1]),
+             "dh": measures.power_spectrum_distance(lagged(te.x)[:, :1], lagged(other.x)[:, :1])}
+    assert res.floor == pytest.approx(floor, rel=1e-6)
+    assert set(res.scores) == {"dstsp", "dh"}
