@@ -197,6 +197,11 @@ def test_prepare_selects_then_embeds_like_a_plain_loop(rng):
     other = rng.standard_normal((50, 3))
     np.testing.assert_array_equal(p.observation.apply(other),
                                   _loop_embed(other[:, [0, 2]], 2, [0, 3]))
+    # per-variable statistics map to the output's columns: the mean of each column
+    mean = x.mean(0)
+    np.testing.assert_allclose(p.observation.per_column(mean),
+                               _loop_embed(x[:, [0, 2]], 2, [0, 3]).mean(0), atol=0.05)
+    np.testing.assert_array_equal(p.observation.per_column(mean), mean[[0, 2, 0, 2]])
     back = E.Observation.from_dict(p.observation.to_dict())
     assert back == p.observation and back.offset == 3 and back.n_features(3) == 4
     # indices and sequences name the same columns; no options: the data unchanged

@@ -130,6 +130,20 @@ class Observation:
             x = x[:, list(self.columns)]
         return x if self.dim == 1 else delay_embed(x, self.dim, self.lag)
 
+    def per_column(self, values):
+        """Per-variable values ``[D]`` (e.g. a mean or std) as the output's columns ``[dim * C]``.
+
+        Each delay repeats the observed variables, so a per-variable statistic of the
+        input is the statistic of every output column made from that variable.
+        """
+        v = np.asarray(values, dtype=np.float64).ravel()
+        if self.columns is not None:
+            if max(self.columns) >= v.size:
+                raise ValueError(f"Observation: columns {self.columns} do not exist among "
+                                 f"{v.size} values.")
+            v = v[list(self.columns)]
+        return np.tile(v, self.dim)
+
     def to_dict(self):
         """JSON-ready dict (for a model card); inverse :meth:`from_dict`."""
         lag = self.lag if isinstance(self.lag, int) else list(self.lag)
