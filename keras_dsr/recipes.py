@@ -229,10 +229,67 @@ class Recipe:
         """A copy with some fields changed (validated)."""
         return dataclasses.replace(self, **changes)
 
+    @staticmethod
+    def _lab_forcing(adaptive, alpha, estimator, l2_constant, l2_adaptive):
+        """The forcing fields of the lab's GTF (constant alpha) or aGTF settings."""
+        if not isinstance(adaptive, bool):
+            raise TypeError(f"Recipe: `adaptive` must be True or False, got {adaptive!r}.")
+        if adaptive:
+            return dict(alpha="adaptive", alpha_estimator=estimator, gtf_gamma=0.999,
+                        gtf_k=5, latent_l2=l2_adaptive)
+        return dict(alpha=alpha, latent_l2=l2_constant)
+
+    @classmethod
+    def lab_ecg(cls, adaptive=False, **changes):
+        """The Durstewitz lab's ECG setup (Hess et al., ICML 2023, Table 1).
+
+        Data: the 5-d delay embedding of one ECG lead
+        (:func:`keras_dsr.datasets.load_ecg`). Model: clipped shPLRNN, M = 5,
+        L = 250, affine observation, full forcing; 16 windows of 200 steps per
+        batch, 5000 epochs x 50 batches (250 000 steps), learning rate 1e-3
+        decaying to 1e-6. ``adaptive=False`` (the "shPLRNN + GTF" row): constant
+        alpha = 0.3, no latent penalty; ``adaptive=True`` ("+ aGTF"): adaptive alpha
+        (product_upper_bound, gamma 0.999, every 5 batches) and a latent L2 of 1e-5.
+        ``changes`` override any field (e.g. ``steps`` for a shorter run).
+
+        Differences from the lab's code: Adam with cosine decay here (the lab: RAdam,
+        exponential decay between the same rates); the lab's L2 penalty on the
+        observation matrix (1e-7 / 1e-6) has no field here and is not applied.
+        """
+        lab = dict(cell="clipped_shplrnn", latent_dim=5, hidden_dim=250,
+                   observation="affine", forcing="full", seq_len=200, batch_size=16,
+                   steps=250_000, steps_per_epoch=50, learning_rate=1e-3,
+                   final_lr_fraction=1e-3)
+        lab.update(cls._lab_forcing(adaptive, 0.3, "product_upper_bound", 0.0, 1e-5))
+        lab.update(changes)
+        return cls(**lab)
+
+    @classmethod
+    def lab_eeg(cls, adaptive=False, **changes):
+        """The Durstewitz lab's 64-channel EEG setup (Hess et al., ICML 2023, Table 1).
+
+        Data: :func:`keras_dsr.datasets.load_eeg` (a time split of the recording).
+        Model: clipped shPLRNN, M = 16, L = 512, affine observation (64 channels
+        from 16 latent units), full forcing; 16 windows of 50 steps per batch,
+        5000 epochs x 50 batches, learning rate 1e-3 decaying to 1e-6, latent L2
+        1e-4. ``adaptive=False`` ("shPLRNN + GTF"): constant alpha = 0.1;
+        ``adaptive=True`` ("+ aGTF"): adaptive alpha with the arithmetic_mean
+        estimator, gamma 0.999, every 5 batches. Differences from the lab's code as
+        in :meth:`lab_ecg`.
+        """
+        lab = dict(cell="clipped_shplrnn", latent_dim=16, hidden_dim=512,
+                   observation="affine", forcing="full", seq_len=50, batch_size=16,
+                   steps=250_000, steps_per_epoch=50, learning_rate=1e-3,
+                   final_lr_fraction=1e-3)
+        lab.update(cls._lab_forcing(adaptive, 0.1, "arithmetic_mean", 1e-4, 1e-4))
+        lab.update(changes)
+        return cls(**lab)
+
     @property
     def weight_seed(self):
         """The seed of the weights and the window order (``init_seed`` or ``seed``)."""
         return self.seed if self.init_seed is None else self.init_seed
+
 
 
 def make_cell(recipe, n_features):

@@ -76,7 +76,7 @@ def test_auto_mutual_information_against_histogram2d(rng):
     ami = E.auto_mutual_information(x, 12, bins=10)
     np.testing.assert_allclose(ami, [_mi_reference(x, k, 10) for k in range(13)], rtol=1e-10)
     # entry 0 is the entropy of the binned series; Sturges' rule by default
-    assert E._sturges_bins(3000) == 13
+    assert E.delay._sturges_bins(3000) == 13
     np.testing.assert_allclose(E.auto_mutual_information(x, 3)[1], _mi_reference(x, 1, 13))
 
 
@@ -183,3 +183,60 @@ def test_dimension_errors():
     noise = np.random.default_rng(0).standard_normal(3000)
     with pytest.raises(RuntimeError, match="No embedding dimension up to max_dim=2"):
         E.estimate_dimension(noise, 1, method="fnn", max_dim=2)
+
+
+# ---------------------------------------------------------------- prepare / Observation
+def test_prepare_selects_then_embeds_like_a_plain_loop(rng):
+    x = rng.standard_normal((80, 3))
+    p = E.prepare(x, observe="x,z", embed="2:3", latent=7, observation="affine")
+    np.testing.assert_allclose(p.x, _loop_embed(x[:, [0, 2]], 2, [0, 3]), rtol=1e-6)
+    assert p.x.dtype == np.float32 and p.x.shape == (77, 4)
+    assert p.channels == (0, 1)
+    assert p.recipe_changes() == {"latent_dim": 7, "observation": "affine"}
+    # the same measurement on other data (test set, floor trajectory)
+    other = rng.standard_normal((50, 3))
+    np.testing.assert_array_equal(p.observation.apply(other),
+                                  _loop_embed(other[:, [0, 2]], 2, [0, 3]))
+    # per-variable statistics map to the output's columns: the mean of each column
+    mean = x.mean(0)
+    np.testing.assert_allclose(p.observation.per_column(mean),
+                               _loop_embed(x[:, [0, 2]], 2, [0, 3]).mean(0), atol=0.05)
+    np.testing.assert_array_equal(p.observation.per_column(mean), mean[[0, 2, 0, 2]])
+    back = E.Observation.from_dict(p.observation.to_dict())
+    assert back == p.observation and back.offset == 3 and back.n_features(3) == 4
+    # indices and sequences name the same columns; no options: the data unchanged
+    assert E.prepare(x, observe=[0, 2], embed=(2, 3)).observation == p.observation
+    plain = E.prepare(x)
+    np.testing.assert_array_equal(plain.x, x.astype(np.float32))
+    assert plain.channels == (0, 1, 2) and plain.latent_dim is None
+
+
+def test_prepare_auto_embedding_of_lorenz63_x():
+    x = simulate("lorenz63", 5_000, seed=0).x
+    p = E.prepare(x, observe="x", embed="auto", latent=6)
+    # Kennel et al. (1992): dimension 3; first AMI minimum 0.15-0.2 time units
+    # (dt = 0.01), here within a few samples of that range
+    assert p.observation.dim == 3 and 15 <= p.observation.lag <= 25
+    assert p.x.shape == (5_000 - 2 * p.observation.lag, 3) and p.channels == (0,)
+    np.testing.assert_allclose(p.x[:, 2], x[2 * p.observation.lag:, 0], rtol=1e-6)
+
+
+def test_prepare_bad_input(rng):
+    x = rng.standard_normal((100, 3))
+    with pytest.raises(ValueError, match=r"latent \(M = 2\) must be >= .* N = 3"):
+        E.prepare(x, observe="x", embed="3:2", latent=2)
+    assert E.prepare(x, observe="x", embed="3:2", latent=2, observation="affine").latent_dim == 2
+    with pytest.raises(ValueError, match="'q' is not a variable"):
+        E.prepare(x, observe="x,q")
+    with pytest.raises(ValueError, match="not among the 3 variables"):
+        E.prepare(x, observe="w")
+    with pytest.raises(ValueError, match="distinct"):
+        E.prepare(x, observe="x,0")
+    with pytest.raises(ValueError, match="DIM:LAG"):
+        E.prepare(x, embed="3x2")
+    with pytest.raises(ValueError, match="embed lag must be an integer >= 1"):
+        E.prepare(x, embed="3:0")
+    with pytest.raises(ValueError, match="observation must be one of"):
+        E.prepare(x, observation="linear")
+    with pytest.raises(ValueError, match="do not exist"):
+        E.Observation(columns=(4,)).apply(x)
