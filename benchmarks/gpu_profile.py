@@ -200,8 +200,8 @@ def row_line(r):
     if "error" in r:
         return f"| {r['T']} | {r['H']} | all | {r['error']} |" + " |" * 8
     return (f"| {r['T']} | {r['H']} | {r['variant']} | {r['fwd_ms']:.2f} | {r['fwd_vs_scan']:.2f} "
-            f"| {r['grad_ms']:.2f} | {r['grad_vs_scan']:.2f} | {_fmt(r['fwd_mib'], '.1f')} "
-            f"| {_fmt(r['grad_mib'], '.1f')} | {_fmt(r['iterations'], 'd')} "
+            f"| {r['grad_ms']:.2f} | {r['grad_vs_scan']:.2f} | {_fmt(r['fwd_mib'], '.3g')} "
+            f"| {_fmt(r['grad_mib'], '.3g')} | {_fmt(r['iterations'], 'd')} "
             f"| {r['out_diff']:.1e} | {r['grad_err']:.1e} |")
 
 

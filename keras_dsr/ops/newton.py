@@ -34,7 +34,7 @@ from keras_dsr.ops._tensor import as_tensor, matvec
 
 from keras_dsr.ops.implicit import jax_implicit
 from keras_dsr.ops.jacobian import no_grad, value_and_batch_jacobian
-from keras_dsr.ops.solvers import METHODS, get_linear_solver, get_solver
+from keras_dsr.ops.solvers import METHODS, get_linear_solver, get_solver  # noqa: F401
 
 
 def default_tolerances(dtype, method=None):
