@@ -31,7 +31,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 import types
 
@@ -43,6 +42,7 @@ import numpy as np  # noqa: E402
 
 import keras_dsr  # noqa: E402,F401
 import keras  # noqa: E402
+from keras_dsr.io import atomic_write  # noqa: E402
 from keras_dsr.layers import DEERLayer  # noqa: E402
 
 BATCH, D = 16, 4
@@ -185,16 +185,6 @@ def table(rows):
     return "\n".join(lines)
 
 
-def write_atomic(path, text):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deer", required=True, help="path of a checkout of machine-discovery/deer")
@@ -221,7 +211,8 @@ def main(argv=None):
     )
     print(text)
     if args.output:
-        write_atomic(args.output, text)
+        with atomic_write(args.output) as fh:
+            fh.write(text)
 
 
 if __name__ == "__main__":

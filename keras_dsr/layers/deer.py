@@ -19,7 +19,8 @@ from keras_dsr.cells.base import DSRCell
 from keras_dsr.cells.keras_adapter import KerasCellAdapter, check_keras_cell
 from keras_dsr.ops.auto import resolve_method
 from keras_dsr.ops._tensor import as_tensor
-from keras_dsr.ops.newton import METHODS, deer_solve
+from keras_dsr.ops.newton import deer_solve
+from keras_dsr.ops.solvers import get_linear_solver, get_solver, method_option, serialize
 
 _NAME = "DEERLayer"
 
@@ -65,10 +66,19 @@ class DEERLayer(keras.layers.Layer):
             :class:`KerasCellAdapter`) or a keras_dsr ``DSRCell`` (analytic
             Jacobian; outputs are its states; its ``input_dim`` must equal D).
             Cells with dropout are rejected.
-        method: ``"deer"`` (dense Jacobians), ``"quasi"`` (diagonal Jacobians),
-            ``"damped"`` (norm-clipped Jacobians) or ``"sequential"`` (compiled
-            loop); see :func:`keras_dsr.ops.deer_solve`; or ``"auto"`` (by device and
-            state size, :func:`keras_dsr.ops.auto.choose_method`).
+        method: the nonlinear solver (:mod:`keras_dsr.ops.solvers`), an object or
+            its name: ``Newton()`` / ``"deer"`` (dense Jacobians, the default),
+            ``QuasiNewton()`` / ``"quasi"`` (diagonal Jacobians),
+            ``DampedNewton(max_norm)`` / ``"damped"`` (norm-clipped Jacobians) or
+            ``Sequential()`` / ``"sequential"`` (compiled loop); see
+            :func:`keras_dsr.ops.deer_solve`; or ``"auto"`` (by device and state
+            size, :func:`keras_dsr.ops.auto.choose_method`).
+        chunk_size: None or a positive int C: each Newton step runs C time steps at
+            a time (``ChunkedScan(C)``: same result, the dense Jacobians of one
+            chunk in memory).
+        linear_solver: None (``Scan()``, one parallel scan), or a linear solver
+            object (``Scan()``, ``ChunkedScan(C)``, ``ShardedScan()``) or
+            ``"scan"``; not together with ``chunk_size``.
         return_sequences: return all outputs ``[B, T, units]`` (default) or only the
             last ``[B, units]``.
         return_state: also return the final states, as ``keras.layers.RNN`` does:
@@ -108,6 +118,8 @@ class DEERLayer(keras.layers.Layer):
         atol=None,
         rtol=None,
         max_iter=None,
+        chunk_size=None,
+        linear_solver=None,
         **kwargs,
     ):
         if isinstance(cell, dict):
@@ -117,8 +129,11 @@ class DEERLayer(keras.layers.Layer):
         else:
             check_keras_cell(cell, where=_NAME, name="cell")
             wrapped, auto_wrapped = KerasCellAdapter(cell), True
-        if method not in METHODS + ("auto",):
-            raise ValueError(f"{_NAME}: `method` must be one of {METHODS + ('auto',)}, got {method!r}.")
+        method = method_option(method, _NAME)
+        try:
+            get_linear_solver(linear_solver, chunk_size)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{_NAME}: {err}") from None
         for flag, value in (("return_sequences", return_sequences), ("return_state", return_state)):
             if not isinstance(value, bool):
                 raise TypeError(f"{_NAME}: `{flag}` must be a bool, got {value!r}.")
@@ -135,6 +150,10 @@ class DEERLayer(keras.layers.Layer):
         self.atol = _check_tolerance(atol, "atol")
         self.rtol = _check_tolerance(rtol, "rtol")
         self.max_iter = max_iter
+        self.chunk_size = chunk_size
+        self.linear_solver = linear_solver
+        if isinstance(linear_solver, dict):
+            self.linear_solver = get_linear_solver(linear_solver)
         self._is_dsr = isinstance(wrapped, DSRCell)
         self.iterations = None
         self.fell_back = None
@@ -251,6 +270,8 @@ class DEERLayer(keras.layers.Layer):
             atol=self.atol,
             rtol=self.rtol,
             max_iter=self.max_iter,
+            chunk_size=self.chunk_size,
+            linear_solver=self.linear_solver,
         )
         return z, info["iterations"], info["fell_back"]
 
@@ -281,7 +302,7 @@ class DEERLayer(keras.layers.Layer):
         if (
             not self._is_dsr
             and inputs.shape[1] is not None
-            and resolve_method(self.method, z0.shape[-1]) == "sequential"
+            and not get_solver(resolve_method(self.method, z0.shape[-1])).parallel
         ):
             return self._call_sequential(z0, inputs, training)
         z, iterations, fell_back = self._solve(z0, inputs, training)
@@ -371,12 +392,14 @@ class DEERLayer(keras.layers.Layer):
         config.update(
             {
                 "cell": keras.saving.serialize_keras_object(cell),
-                "method": self.method,
+                "method": serialize(self.method),
                 "return_sequences": self.return_sequences,
                 "return_state": self.return_state,
                 "atol": self.atol,
                 "rtol": self.rtol,
                 "max_iter": self.max_iter,
+                "chunk_size": self.chunk_size,
+                "linear_solver": serialize(self.linear_solver),
             }
         )
         return config

@@ -1,6 +1,7 @@
 """``method="auto"``: pick the DEER variant or the sequential loop for the device and problem.
 
-The rule, and the measurements behind it (``benchmarks/RESULTS_scale.md``; table from its run of 2026-11-29 04:40 — the committed 05:12 rerun gives 0.78 at M = 3 and 0.75 at M = 8, a batch-4 run 1.16 at M = 8: parity near M = 8; GTF-forced
+The rule, and the measurements behind it (``benchmarks/RESULTS_scale.md``, one run;
+a rerun gave 0.78 at M = 3 and 0.75 at M = 8, a batch-4 run 1.16 at M = 8: parity near M = 8; GTF-forced
 clipped shPLRNN, L = 64, batch 1, training step = forward + gradient, JAX, 2-core
 CPU):
 

@@ -32,13 +32,12 @@ from keras import ops
 
 from keras_dsr.ops._tensor import as_tensor, matvec
 
-from keras_dsr.ops.jacobian import batch_jacobian, no_grad, value_and_batch_jacobian
-from keras_dsr.ops.linear import chunked_recurrence, linear_recurrence
+from keras_dsr.ops.implicit import jax_implicit
+from keras_dsr.ops.jacobian import no_grad, value_and_batch_jacobian
+from keras_dsr.ops.solvers import METHODS, get_linear_solver, get_solver  # noqa: F401
 
-METHODS = ("deer", "quasi", "damped", "sequential")
 
-
-def default_tolerances(dtype, method="deer"):
+def default_tolerances(dtype, method=None):
     """Stopping tolerances ``(atol, rtol)`` for a dtype and method.
 
     The float32 values are the DEER authors' (atol 1e-4, rtol 1e-3). They serve
@@ -65,25 +64,13 @@ def _diagonal(jac):
     return ops.diagonal(jac, axis1=-2, axis2=-1)
 
 
-def _clip_jacobian(jac, dense, max_norm):
-    """Scale each J_t so that its infinity norm (max abs row sum) is <= max_norm."""
-    if dense:
-        norm = ops.max(ops.sum(ops.abs(jac), axis=-1), axis=-1)[..., None, None]
-    else:
-        norm = ops.abs(jac)
-    scale = ops.minimum(ops.ones_like(norm), max_norm / ops.maximum(norm, 1e-30))
-    return jac * scale
-
-
-def _validate(step_fn, z0, inputs, length, initial_guess, jacobian_fn, method, max_iter):
+def _validate(step_fn, z0, inputs, length, initial_guess, jacobian_fn, max_iter):
     if not callable(step_fn):
         raise TypeError(f"`step_fn` must be callable f(z_prev, u), got {type(step_fn)}.")
     if jacobian_fn is not None and not callable(jacobian_fn):
         raise TypeError(
             f"`jacobian_fn` must be callable J(z_prev, u) or None, got {type(jacobian_fn)}."
         )
-    if method not in METHODS:
-        raise ValueError(f"`method` must be one of {METHODS}, got {method!r}.")
     if len(z0.shape) < 1:
         raise ValueError(f"`z0` must have shape [..., M], got shape {tuple(z0.shape)}.")
     lead, m = tuple(z0.shape[:-1]), z0.shape[-1]
@@ -123,94 +110,6 @@ def _validate(step_fn, z0, inputs, length, initial_guess, jacobian_fn, method, m
     return t
 
 
-def _zero_cotangent(x):
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-
-    if jnp.issubdtype(x.dtype, jnp.inexact):
-        return jnp.zeros_like(x)
-    return np.zeros(x.shape, jax.dtypes.float0)
-
-
-def _jax_implicit(step_values, z_star, xs, jacobian, chunk_size, linear_solver):
-    """``z_star`` forward; backward: the adjoint of the converged recurrence (JAX).
-
-    ``step_values`` = ``f(z*_{t-1}, u_t)`` computed with the parameters, ``z_0``
-    and the inputs live. The returned tensor has the value ``z_star`` (the Newton
-    solution: the forward pass runs nothing else; ``step_values`` is not needed
-    and compiles away when no gradient is taken). Its cotangent ``g`` is carried
-    back through the recurrence by one reverse-time linear recurrence with the
-    transposed Jacobians at the solution,
-    ``lambda_t = g_t + J_{t+1}^T lambda_{t+1}``, ``lambda_{T+1} = 0``, and
-    ``lambda`` becomes the cotangent of ``step_values``: autodiff of
-    ``f(z*_{t-1}, u_t)`` then yields ``sum_t lambda_t^T df/d(params, u_t)`` and
-    ``J_1^T lambda_1`` for ``z_0``, the implicit-function-theorem gradient, which
-    is BPTT's.
-
-    ``xs`` = ``(z_prev*, u)`` (or ``(z_prev*,)``) define the Jacobians
-    ``J_t = jacobian(*xs_t)``; ``jacobian`` may close over traced parameters,
-    so it is closure-converted and its constants passed explicitly. The reverse
-    recurrence runs chunk by chunk with ``chunk_size``, else through
-    ``linear_solver(a, b, h0)`` on the time-reversed sequence.
-    """
-    import jax
-    import jax.numpy as jnp
-
-    xs = tuple(jax.lax.stop_gradient(x) for x in xs)
-    z_star = jax.lax.stop_gradient(z_star)
-    # J_{t+1} for t = 1..T-1 is the Jacobian at (z*_t, u_{t+1}); J_{T+1} is never
-    # used (lambda_{T+1} = 0), so the last row repeats step T's arguments.
-    nxt = tuple(jnp.concatenate([x[..., 1:, :], x[..., -1:, :]], axis=-2) for x in xs[1:])
-    next_xs = (z_star,) + nxt
-    t = z_star.shape[-2]
-    chunked = chunk_size is not None and chunk_size < t
-    # The converted function is traced for fixed shapes: one per chunk length.
-    lengths = sorted({chunk_size, t % chunk_size} - {0}) if chunked else [t]
-    converted, consts = {}, []
-    for n in lengths:
-        example = tuple(x[..., :n, :] for x in next_xs)
-        fn, cs = jax.closure_convert(lambda z, *u: jacobian(z, u[0] if u else None), *example)
-        converted[n] = (fn, len(consts), len(consts) + len(cs))
-        consts.extend(jax.lax.stop_gradient(c) for c in cs)
-
-    @jax.custom_vjp
-    def identity(values, z, next_xs, consts):
-        del values, next_xs, consts
-        return z
-
-    def fwd(values, z, next_xs, consts):
-        return z, (next_xs, consts)
-
-    def bwd(res, g):
-        next_xs, consts = res
-
-        def coefficients(*xs_c):
-            fn, lo, hi = converted[xs_c[0].shape[-2]]
-            jac = fn(*xs_c, *consts[lo:hi])
-            return jnp.swapaxes(jac, -1, -2), None
-
-        h0 = jnp.zeros(g.shape[:-2] + g.shape[-1:], g.dtype)
-        if chunked:
-
-            def chunk_coefficients(g_c, *xs_c):
-                return coefficients(*xs_c)[0], g_c
-
-            lam = chunked_recurrence(
-                chunk_coefficients, (g,) + tuple(next_xs), h0, chunk_size, reverse=True
-            )
-        else:
-            # Time reversed, the adjoint is a forward recurrence: any
-            # ``linear_solver(a, b, h0)`` (e.g. the time-sharded one) solves it.
-            a = jnp.flip(coefficients(*next_xs)[0], axis=-3)
-            lam = jnp.flip(linear_solver(a, jnp.flip(g, axis=-2), h0), axis=-2)
-        zeros = jax.tree_util.tree_map(_zero_cotangent, (next_xs, consts))
-        return (lam, jnp.zeros_like(g)) + zeros
-
-    identity.defvjp(fwd, bwd)
-    return identity(step_values, z_star, next_xs, consts)
-
-
 def sequential_solve(step_fn, z0, inputs=None, length=None):
     """Reference solve of ``z_t = f(z_{t-1}, u_t)``, t = 1..T, by a compiled loop.
 
@@ -229,7 +128,7 @@ def sequential_solve(step_fn, z0, inputs=None, length=None):
     z0 = as_tensor(z0)
     if inputs is not None:
         inputs = as_tensor(inputs)
-    t = _validate(step_fn, z0, inputs, length, None, None, "sequential", None)
+    t = _validate(step_fn, z0, inputs, length, None, None, None)
 
     def body(carry, u):
         nxt = step_fn(carry, u)
@@ -272,36 +171,36 @@ def deer_solve(
         length: T when neither ``inputs`` nor ``initial_guess`` gives it.
         jacobian_fn: optional analytic ``J(z_prev, u)`` returning ``[..., T, M, M]``
             (or the diagonal ``[..., T, M]``); by default :func:`batch_jacobian`.
-        method: ``"deer"`` (dense Jacobians, O(T M^2) memory, quadratic
-            convergence), ``"quasi"`` (diagonal of J only, O(T M) memory, more
-            iterations), ``"damped"`` (each J_t rescaled to infinity norm <=
-            ``max_jacobian_norm``: scan products cannot grow, so chaotic or badly
-            started problems never overflow; same fixed point, exact Newton where
-            the map is already contractive) or ``"sequential"`` (the compiled loop).
+        method: the nonlinear solver (:mod:`keras_dsr.ops.solvers`): an object,
+            or its name. ``Newton()`` / ``"deer"`` (dense Jacobians, O(T M^2)
+            memory, quadratic convergence), ``QuasiNewton()`` / ``"quasi"``
+            (diagonal of J only, O(T M) memory, more iterations),
+            ``DampedNewton(max_norm)`` / ``"damped"`` (each J_t rescaled to
+            infinity norm <= max_norm: scan products cannot grow, so chaotic or
+            badly started problems never overflow; same fixed point) or
+            ``Sequential()`` / ``"sequential"`` (the compiled loop).
         initial_guess: ``[..., T, M]`` first iterate; default ``z0`` repeated. For
             teacher-forced training the data-inferred states are a good guess.
         atol, rtol: stop when ``max_t |z^(k+1) - z^(k)| <= atol + rtol |z^(k+1)|``
             elementwise; defaults from :func:`default_tolerances`.
         max_iter: iteration cap; default ``min(T, 100)`` (Newton on this triangular
             system is exact after at most T iterations).
-        max_jacobian_norm: the norm bound of ``"damped"``.
+        max_jacobian_norm: the norm bound of ``method="damped"`` given by name.
         fallback: when True (default), a failed solve (non-finite iterate or no
             convergence in ``max_iter``) returns the sequential result instead.
-        linear_solver: the solver of each Newton step's linear recurrence,
-            called as ``linear_solver(a, b, h0)`` with the semantics of
-            :func:`linear_recurrence` (the default); e.g. the time-sharded
-            :func:`keras_dsr.ops.sharded.sharded_linear_recurrence` (see
-            :func:`keras_dsr.ops.sharded.sharded_deer_solve`).
-        chunk_size: None (default) or a positive int C < T: every Newton step
-            runs chunk by chunk (C steps each, one after another, a parallel
-            scan within each; :func:`keras_dsr.ops.linear.chunked_recurrence`):
-            its Jacobians ``[..., C, M, M]`` are made per chunk, so no
-            ``[..., T, M, M]`` tensor exists and the memory is O(T M) plus one
-            chunk's (on JAX the final step's chunks are rematerialised, so the
-            gradient's memory is too). Same values and gradients up to float
-            rounding; depth O((T/C) log C). ``step_fn`` and ``jacobian_fn`` are
-            then called on chunks ``[..., C, M]``: anything that varies in time
-            must come through ``inputs``. Not with ``linear_solver``.
+        linear_solver: the solver of each Newton step's linear recurrence (and,
+            on JAX, of the gradient's reverse recurrence): ``Scan()`` (default,
+            one parallel scan), ``ChunkedScan(C)``, ``ShardedScan()`` (time over
+            devices, JAX), a serialised one, or a callable ``(a, b, h0) -> h``
+            with the semantics of :func:`linear_recurrence`.
+        chunk_size: shortcut for ``linear_solver=ChunkedScan(chunk_size)``: every
+            Newton step runs chunk by chunk (C steps each, one after another, a
+            parallel scan within each), its Jacobians ``[..., C, M, M]`` made per
+            chunk, so no ``[..., T, M, M]`` tensor exists and the memory is
+            O(T M) plus one chunk's, for the gradient too. Same values and
+            gradients up to float rounding; depth O((T/C) log C). ``step_fn``
+            and ``jacobian_fn`` are then called on chunks ``[..., C, M]``:
+            anything that varies in time must come through ``inputs``.
 
     Returns:
         ``(z, info)``: ``z`` ``[..., T, M]`` = ``z_1 .. z_T``; ``info`` a dict of
@@ -322,21 +221,11 @@ def deer_solve(
         inputs = as_tensor(inputs)
     if initial_guess is not None:
         initial_guess = as_tensor(initial_guess)
-    t = _validate(step_fn, z0, inputs, length, initial_guess, jacobian_fn, method, max_iter)
-    if chunk_size is not None and (
-        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
-    ):
-        raise ValueError(f"`chunk_size` must be a positive int or None, got {chunk_size!r}.")
-    if linear_solver is None:
-        linear_solver = linear_recurrence
-    elif chunk_size is not None:
-        raise ValueError("Pass `chunk_size` or `linear_solver`, not both.")
-    elif not callable(linear_solver):
-        raise TypeError(
-            f"`linear_solver` must be callable (a, b, h0) -> h or None, got {type(linear_solver)}."
-        )
+    t = _validate(step_fn, z0, inputs, length, initial_guess, jacobian_fn, max_iter)
+    solver = get_solver(method, max_jacobian_norm)
+    linear_solver = get_linear_solver(linear_solver, chunk_size)
     dtype = z0.dtype
-    if method == "sequential":
+    if not solver.parallel:
         z = sequential_solve(step_fn, z0, inputs, t)
         info = {
             "iterations": as_tensor(0, "int32"),
@@ -346,11 +235,10 @@ def deer_solve(
             "finite": ops.all(ops.isfinite(z)),
         }
         return z, info
-    d_atol, d_rtol = default_tolerances(dtype, method)
+    d_atol, d_rtol = default_tolerances(dtype)
     atol = d_atol if atol is None else float(atol)
     rtol = d_rtol if rtol is None else float(rtol)
     max_iter = min(t, 100) if max_iter is None else max_iter
-    dense = method != "quasi"
 
     # A cell may evaluate its map and Jacobian in one pass (``step_and_jacobian``,
     # e.g. the shared Runge-Kutta stages of PolynomialFlow); else the analytic
@@ -359,7 +247,7 @@ def deer_solve(
     cell_diagonal = getattr(step_fn, "jacobian_diagonal", None) if jacobian_fn is None else None
 
     def full_linearisation(zp, u):
-        """``(f(zp, u), J(zp, u))``, the dense Jacobian whatever the method."""
+        """``(f(zp, u), J(zp, u))``, the dense Jacobian."""
         if jacobian_fn is not None:
             jac = jacobian_fn(zp, u)
             if len(jac.shape) == len(zp.shape) + 1:
@@ -368,25 +256,22 @@ def deer_solve(
             return cell_linearise(zp, u)
         return value_and_batch_jacobian(step_fn, zp, u)
 
+    def diagonal_linearisation(zp, u):
+        """``(f(zp, u), diag J(zp, u))``."""
+        if jacobian_fn is not None:
+            f, jac = step_fn(zp, u), jacobian_fn(zp, u)
+        elif cell_diagonal is not None:
+            f, jac = step_fn(zp, u), cell_diagonal(zp, u)
+        else:
+            f, jac = value_and_batch_jacobian(step_fn, zp, u)
+        return f, (_diagonal(jac) if len(jac.shape) == len(zp.shape) + 1 else jac)
+
     def full_jacobian(zp, u):
         return ops.stop_gradient(full_linearisation(zp, u)[1])
 
     def iteration_linearisation(zp, u):
-        """``(f, J)`` of one Newton iteration (no gradient): J as the method wants it."""
-        if method == "quasi":
-            if jacobian_fn is not None:
-                f, jac = step_fn(zp, u), jacobian_fn(zp, u)
-                if len(jac.shape) == len(zp.shape) + 1:
-                    jac = _diagonal(jac)
-            elif cell_diagonal is not None:
-                f, jac = step_fn(zp, u), cell_diagonal(zp, u)
-            else:
-                f, jac = value_and_batch_jacobian(step_fn, zp, u)
-                jac = _diagonal(jac)
-        else:
-            f, jac = full_linearisation(zp, u)
-            if method == "damped":
-                jac = _clip_jacobian(jac, True, max_jacobian_norm)
+        """``(f, J)`` of one Newton iteration (no gradient): J as the solver wants it."""
+        f, jac = solver.linearise(full_linearisation, diagonal_linearisation, zp, u)
         return ops.stop_gradient(f), ops.stop_gradient(jac)
 
     def iteration_linearisation_full(zp, u):
@@ -400,8 +285,8 @@ def deer_solve(
     def newton_step(z, z_init, linearise, remat=False):
         """One Newton step around ``z`` (constant), with ``z_init`` the live z_0.
 
-        Chunked (``chunk_size`` < T): the Jacobians and offsets are made chunk by
-        chunk inside :func:`chunked_recurrence`, never for all T steps at once.
+        A chunking linear solver makes the Jacobians and offsets chunk by chunk,
+        never for all T steps at once.
         """
 
         def coefficients(zp, u=None):
@@ -414,9 +299,7 @@ def deer_solve(
 
         zp = _shift(z, ops.stop_gradient(z_init))
         xs = (zp,) if inputs is None else (zp, inputs)
-        if chunk_size is not None and chunk_size < t:
-            return chunked_recurrence(coefficients, xs, z_init, chunk_size, remat=remat)
-        return linear_solver(*coefficients(*xs), z_init)
+        return linear_solver.solve(coefficients, xs, z_init, remat=remat)
 
     if initial_guess is None:
         shape = tuple(ops.shape(z0)[:-1]) + (t, z0.shape[-1])
@@ -455,7 +338,7 @@ def deer_solve(
         # gradient, which squares their remaining error), and the gradient is
         # defined directly: one reverse-time scan with the transposed Jacobians
         # at the solution (:func:`_jax_implicit`), no extra forward solve.
-        if method == "deer":
+        if solver.exact:
             z_value = z_star
         else:
             with no_grad():
@@ -465,9 +348,7 @@ def deer_solve(
         zp_star = _shift(z_star, z0_const)
         step_values = step_fn(_shift(z_star, z0), inputs)
         xs = (zp_star,) if inputs is None else (zp_star, inputs)
-        z_final = _jax_implicit(
-            step_values, z_value, xs, full_jacobian, chunk_size, linear_solver
-        )
+        z_final = jax_implicit(step_values, z_value, xs, full_jacobian, linear_solver)
     else:
         # The final, differentiable step uses the full Jacobian whatever the
         # method: its derivative is then the exact (BPTT) gradient.

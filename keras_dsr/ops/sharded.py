@@ -29,6 +29,7 @@ from keras_dsr.ops._tensor import as_tensor, matvec
 from keras_dsr.ops.linear import _combine_dense, _combine_diagonal, _validate
 from keras_dsr.ops.newton import deer_solve
 from keras_dsr.ops.scan import associative_scan
+from keras_dsr.ops.solvers import ShardedScan
 
 DEFAULT_AXIS = "time"
 
@@ -263,7 +264,5 @@ def sharded_deer_solve(step_fn, z0, inputs=None, *, mesh=None, axis_name=None, *
     if isinstance(length, int) and not isinstance(length, bool) and length > 0:
         _check_divisible(length, devices, axis_name, "`length`")
 
-    def solver(a, b, h0=None):
-        return sharded_linear_recurrence(a, b, h0, mesh=mesh, axis_name=axis_name)
-
+    solver = ShardedScan(axis_name=axis_name, mesh=mesh)
     return deer_solve(step_fn, z0, inputs, linear_solver=solver, **kwargs)
