@@ -102,7 +102,10 @@ def _grads(make, solver, **kwargs):
 def test_gradient_equals_bptt_of_plain_loop(kind, chunk_size, method):
     v_ref, g_ref, _ = _grads(MAPS[kind], "loop")
     v, g, _ = _grads(MAPS[kind], method, chunk_size=chunk_size)
-    np.testing.assert_allclose(v, v_ref, rtol=1e-5)
+    # the loss sums B*T*m terms of order one to a smaller value (cancellation): its
+    # float32 rounding is relative to the terms, not to the sum (seen on PyTorch:
+    # 2.3e-6 on -0.17 under load, threads summing in another order)
+    np.testing.assert_allclose(v, v_ref, rtol=1e-5, atol=1e-5)
     assert len(g) == len(g_ref)
     for i, (got, ref) in enumerate(zip(g, g_ref)):
         assert got.shape == ref.shape
