@@ -131,3 +131,28 @@ def test_deer_layer_takes_objects_and_round_trips():
         DEERLayer(keras.layers.GRUCell(5), method="newton")
     with pytest.raises(ValueError, match="DEERLayer: .*not both"):
         DEERLayer(keras.layers.GRUCell(5), chunk_size=4, linear_solver=S.Scan())
+
+
+@pytest.mark.parametrize("method, linear", [(S.DampedNewton(0.9), None), (S.QuasiNewton(), None),
+                                            (S.Newton(), S.ChunkedScan(8)), (S.Sequential(), None)])
+def test_gtf_deer_layer_takes_objects_and_round_trips(method, linear):
+    """GTF (alpha = 0.4, full forcing, M = N = 3) solved with solver objects equals a
+    Python loop of the forced recurrence, and the objects survive serialisation."""
+    from keras_dsr.cells import ClippedShallowPLRNN
+    from keras_dsr.layers import GTFDEERLayer
+
+    x = np.random.default_rng(3).normal(size=(2, 40, 3)).astype("float32")
+    cell = ClippedShallowPLRNN(3, 8, seed=4)
+    layer = GTFDEERLayer(cell, alpha=0.4, method=method, linear_solver=linear)
+    out = to_np(layer(x))
+    z, ref = x[:, 0], []
+    for t in range(1, x.shape[1]):
+        pred = to_np(cell(ops.convert_to_tensor(z)))
+        ref.append(pred)
+        z = (pred + 0.4 * (x[:, t] - pred)).astype("float32")
+    np.testing.assert_allclose(out, np.stack(ref, 1), rtol=1e-4, atol=1e-5)
+    back = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert back.method == (method.name if method == S.get_solver(method.name) else method)
+    assert back.linear_solver == linear
+    with pytest.raises(ValueError, match="GTFDEERLayer: .*not both"):
+        GTFDEERLayer(ClippedShallowPLRNN(3, 8), chunk_size=4, linear_solver=S.Scan())

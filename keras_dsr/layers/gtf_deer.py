@@ -7,6 +7,7 @@ from keras_dsr import schedules as schedules_lib
 from keras_dsr.ops import deer_solve
 from keras_dsr.ops.auto import resolve_method
 from keras_dsr.ops.norms import jacobian_norm_estimate, spectral_norm
+from keras_dsr.ops.solvers import get_linear_solver, get_solver, method_option, serialize
 
 OBSERVATIONS = ("identity", "affine")
 FORCINGS = ("full", "partial")
@@ -96,12 +97,17 @@ class GTFDEERLayer(keras.layers.Layer):
         forcing: ``"full"`` or ``"partial"``.
         observation: ``"identity"`` or ``"affine"``; ``use_bias``: the affine bias.
         method: ``"deer"``, ``"quasi"``, ``"damped"``, ``"sequential"`` (the plain
-            loop: BPTT with GTF) or ``"auto"`` (:func:`keras_dsr.ops.auto.choose_method`).
+            loop: BPTT with GTF), ``"auto"`` (:func:`keras_dsr.ops.auto.choose_method`)
+            or a solver object of :mod:`keras_dsr.ops.solvers` (e.g.
+            ``DampedNewton(0.9)``).
         latent_init: ``"zeros"`` or ``"learned"`` (identity observation with N < M).
         atol, rtol, max_iter: DEER tolerances (defaults of
             :func:`keras_dsr.ops.default_tolerances`).
         chunk_size: None or a positive int C: each Newton step runs C time steps at a
             time (same result, the dense Jacobians of one chunk in memory).
+        linear_solver: None (one parallel scan per Newton step), or a linear solver
+            of :mod:`keras_dsr.ops.solvers` (``Scan()``, ``ChunkedScan(C)``,
+            ``ShardedScan()``); not together with ``chunk_size``.
 
     Input: ``x`` ``[B, T, N]`` (T >= 2). Output: ``[B, T - 1, N]``.
 
@@ -113,7 +119,7 @@ class GTFDEERLayer(keras.layers.Layer):
 
     def __init__(self, cell, gtf=None, alpha=1.0, forcing="full", observation="identity",
                  use_bias=False, method="deer", latent_init="zeros", atol=None, rtol=None,
-                 max_iter=None, chunk_size=None, **kwargs):
+                 max_iter=None, chunk_size=None, linear_solver=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(cell, dict):
             cell = keras.saving.deserialize_keras_object(cell)
@@ -126,13 +132,15 @@ class GTFDEERLayer(keras.layers.Layer):
                          else schedules_lib.get(gtf))
         self.forcing = _choice(forcing, FORCINGS, "forcing")
         self.observation = _choice(observation, OBSERVATIONS, "observation")
-        self.method = _choice(method, METHODS, "method")
+        self.method = method_option(method, "GTFDEERLayer")
         self.latent_init = _choice(latent_init, LATENT_INITS, "latent_init")
-        if chunk_size is not None and (isinstance(chunk_size, bool)
-                                       or not isinstance(chunk_size, int) or chunk_size < 1):
-            raise ValueError(
-                f"GTFDEERLayer: `chunk_size` must be a positive int or None, got {chunk_size!r}."
-            )
+        try:
+            get_linear_solver(linear_solver, chunk_size)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"GTFDEERLayer: {err}") from None
+        if isinstance(linear_solver, dict):
+            linear_solver = get_linear_solver(linear_solver)
+        self.linear_solver = linear_solver
         self.cell = cell
         self.use_bias = bool(use_bias)
         self.chunk_size = chunk_size
@@ -270,12 +278,13 @@ class GTFDEERLayer(keras.layers.Layer):
         z, info = deer_solve(step, z0, zhat, jacobian_fn=jacobian, method=method,
                              initial_guess=zhat, atol=self.atol, rtol=self.rtol,
                              max_iter=self.max_iter,
-                             chunk_size=self._chunk(method, zhat.shape[1]))
+                             chunk_size=self._chunk(method, zhat.shape[1]),
+                             linear_solver=self.linear_solver)
         return z0, z, info
 
     def _chunk(self, method, length):
         """The chunk size for this solve: None when unset, sequential, or >= T."""
-        if self.chunk_size is None or method == "sequential":
+        if self.chunk_size is None or not get_solver(method).parallel:
             return None
         if length is not None and self.chunk_size >= length:
             return None
@@ -308,11 +317,12 @@ class GTFDEERLayer(keras.layers.Layer):
             forcing=self.forcing,
             observation=self.observation,
             use_bias=self.use_bias,
-            method=self.method,
+            method=serialize(self.method),
             latent_init=self.latent_init,
             atol=self.atol,
             rtol=self.rtol,
             max_iter=self.max_iter,
             chunk_size=self.chunk_size,
+            linear_solver=serialize(self.linear_solver),
         )
         return config
