@@ -64,7 +64,7 @@ class Recipe:
             sampling interval of the simulated data, in the system's time units.
             Rössler at dt = 0.1 rather than its default 0.05 gave the first models near
             its attractor (validation D_stsp 0.12 against 0.96 and more,
-            ``benchmarks/recipe_search/RESULTS_zoo.md``, session 9).
+            ``benchmarks/recipe_search/RESULTS_zoo.md``).
         seed: seed of the simulated data (training: ``seed``, test: ``seed + 1``)
             and, unless ``init_seed`` is set, of the weights and window order.
         init_seed: None or an int: seed of the weights and window order alone

@@ -96,11 +96,21 @@ def _grads(make, solver, **kwargs):
     return value, grads, infos
 
 
+_LOOP = {}
+
+
+def _loop_reference(kind):
+    """Value and gradients of the plain loop (BPTT) for map ``kind``, computed once."""
+    if kind not in _LOOP:
+        _LOOP[kind] = _grads(MAPS[kind], "loop")
+    return _LOOP[kind]
+
+
 @pytest.mark.parametrize("kind", list(MAPS))
 @pytest.mark.parametrize("chunk_size", [None, 16])
 @pytest.mark.parametrize("method", ["deer", "quasi"])
 def test_gradient_equals_bptt_of_plain_loop(kind, chunk_size, method):
-    v_ref, g_ref, _ = _grads(MAPS[kind], "loop")
+    v_ref, g_ref, _ = _loop_reference(kind)
     v, g, _ = _grads(MAPS[kind], method, chunk_size=chunk_size)
     # the loss sums B*T*m terms of order one to a smaller value (cancellation): its
     # float32 rounding is relative to the terms, not to the sum (seen on PyTorch:
@@ -116,7 +126,7 @@ def test_gradient_equals_bptt_of_plain_loop(kind, chunk_size, method):
 @pytest.mark.parametrize("chunk_size", [None, 16])
 def test_gradient_in_the_fallback_case_equals_bptt(kind, chunk_size):
     """One quasi iteration cannot converge: the sequential result and its gradient."""
-    v_ref, g_ref, _ = _grads(MAPS[kind], "loop")
+    v_ref, g_ref, _ = _loop_reference(kind)
     v, g, infos = _grads(MAPS[kind], "quasi", max_iter=1, chunk_size=chunk_size)
     np.testing.assert_allclose(v, v_ref, rtol=1e-5)
     for i, (got, ref) in enumerate(zip(g, g_ref)):

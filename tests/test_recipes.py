@@ -233,11 +233,14 @@ def test_simulate_split_one_solve_standardised_with_training_statistics():
 
 
 @pytest.mark.backend_independent
-def test_simulate_split_and_held_out_pair_at_a_recipe_dt():
+def test_simulate_split_and_held_out_pair_at_a_recipe_dt(monkeypatch):
     """``Recipe.dt`` resamples the data: every trajectory is sampled at that dt."""
     from keras_dsr.recipes import simulate_like
     from keras_dsr.systems import get_system, simulate
+    from keras_dsr.zoo import criteria
     from keras_dsr.zoo.criteria import held_out_pair
+
+    monkeypatch.setattr(criteria, "TEST_LENGTH", 3_000)  # held-out pairs of 3 000 steps
 
     assert Recipe().dt is None and Recipe(dt=0.1).to_dict()["dt"] == 0.1
     tr, te = simulate_split("rossler", 400, 300, seed=2, dt=0.1)

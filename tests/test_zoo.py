@@ -121,7 +121,7 @@ def test_lyap_steps_span_100k_steps_and_200_time_units():
 
 
 @pytest.mark.backend_independent
-def test_finer_dt_is_judged_over_the_same_time():
+def test_finer_dt_is_judged_over_the_same_time(monkeypatch):
     """Sampled finer than its system's default dt, a preset's test and floor trajectories,
     its validation trajectories and its lambda_max average span the time they span at
     the default; at the default or a coarser dt nothing changes."""
@@ -129,6 +129,7 @@ def test_finer_dt_is_judged_over_the_same_time():
     from build import val_length
 
     from keras_dsr.systems import get_system
+    from keras_dsr.zoo import criteria
     from keras_dsr.zoo.criteria import held_out_length, held_out_pair, lyap_steps
 
     assert get_system("hindmarsh_rose").dt == 0.05 and get_system("rossler").dt == 0.05
@@ -146,17 +147,56 @@ def test_finer_dt_is_judged_over_the_same_time():
     for name in PRESETS:
         info = zoo.preset_info(name)
         assert held_out_length(info["system"], info["dt"]) == 100_000, name
+    # the trajectories themselves, with the test length cut to 2 000 default steps
+    monkeypatch.setattr(criteria, "TEST_LENGTH", 2_000)
     test, other = held_out_pair("hindmarsh_rose", 0, np.zeros(3), np.ones(3), dt=0.025)
-    assert test.shape == other.shape == (200_000, 3)
-    # the same time as the default: 200 000 steps at 0.025 hold the 100 000 at 0.05
+    assert test.shape == other.shape == (4_000, 3)
+    # the same time as the default: 4 000 steps at 0.025 hold the 2 000 at 0.05
     coarse, _ = held_out_pair("hindmarsh_rose", 0, np.zeros(3), np.ones(3))
     np.testing.assert_allclose(test[::2][:1000], coarse[:1000], rtol=1e-4, atol=1e-4)
+
+
+def _numpy_map(cell):
+    """The preset's map in float64 numpy, from the independent references of
+    tests/test_cells.py (PLRNN family) and tests/test_polynomial_cell.py (Runge-Kutta)."""
+    from keras_dsr.cells import ClippedShallowPLRNN, PolynomialFlow
+    from test_cells import np_map, params_of
+    from test_polynomial_cell import np_step
+
+    if isinstance(cell, PolynomialFlow):
+        w = np.asarray(keras.ops.convert_to_numpy(cell.W), np.float64)
+        c = cell.get_config()
+        return lambda z: np_step(w, z, c["degree"], c["integrator"], c["substeps"], c["bound"])
+    assert isinstance(cell, ClippedShallowPLRNN), type(cell).__name__
+    p = params_of(cell)
+    return lambda z: np_map("clipped", p, z)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_runs_its_numpy_map_on_this_backend(name):
+    """Loaded on this backend, a preset's free run on its attractor is its map iterated
+    in float64 numpy (40 steps after a burn-in of 300), latent states and observations."""
+    model = DSRModel.from_preset(name)
+    n = len(model.preset["mean"])
+    x, z = model.generate(np.zeros(n, "float32"), 41, burn_in=300, return_latent=True)
+    f = _numpy_map(model.cell)
+    ref = [z[0].astype(np.float64)]
+    for _ in range(40):
+        ref.append(f(ref[-1]))
+    ref = np.stack(ref)
+    scale = np.abs(ref).max(0)
+    np.testing.assert_allclose(z, ref, rtol=0, atol=1e-4 * scale.max())
+    np.testing.assert_allclose(x, z[:, :n], rtol=0, atol=1e-6 * scale.max())
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_meets_criteria(name):
-    """Recomputed on this backend against a held-out test trajectory (not the card)."""
+    """Recomputed against a held-out test trajectory (not the card): every preset in the
+    JAX session, Lorenz-63 on every backend (the others run each preset's map against
+    numpy on every backend: test_preset_runs_its_numpy_map_on_this_backend)."""
+    if BACKEND != "jax" and name != "lorenz63":
+        pytest.skip("judged in the JAX session; this backend runs its map against numpy")
     model = zoo.load_preset(name)
     scores = preset_scores(model, name)
     ok, lines = check_scores(name, scores, true_reference(name))

@@ -54,7 +54,7 @@ def held_out_length(system, dt=None):
     A fixed number of steps would shorten the test in time: Hindmarsh-Rose at dt 0.0125
     (a quarter of its default 0.05) would see ~12 bursts instead of ~48, and an
     independent true trajectory would score D_stsp 3.17 against the test set instead of
-    0.41 (``benchmarks/recipe_search/RESULTS_zoo.md``, session 10).
+    0.41 (``benchmarks/recipe_search/RESULTS_zoo.md``).
 
     Example:
         >>> held_out_length("lorenz63"), held_out_length("hindmarsh_rose", 0.0125)
