@@ -13,7 +13,7 @@ Measured on a quiet 2-core CPU (seed 0, this recipe = ``keras-dsr reconstruct lo
 --chunk-size none``): 152 s of training, D_stsp 0.099, D_H 0.063 (floor 0.027 / 0.047).
 Earlier, with the three trajectories simulated separately (other trajectories of the
 same seeds), on a loaded CPU (seeds 0, 1, 2): 183-281 s, D_stsp 0.265 / 0.111 / 0.287,
-D_H 0.063 / 0.059 / 0.094 (benchmarks/recipe_search/RESULTS.md).
+D_H 0.063 / 0.059 / 0.094 (research/recipe_search/RESULTS.md).
 """
 
 import argparse

@@ -19,6 +19,8 @@ import os
 import keras
 import numpy as np
 
+from keras_dsr._checks import check_int
+
 __all__ = ["TrajectoryWindows", "load_trajectory", "standardize"]
 
 MIN_LENGTH = 10
@@ -248,8 +250,7 @@ class TrajectoryWindows(keras.utils.PyDataset):
                 self.inputs.append(u)
         for name, v, lo in (("seq_len", seq_len, MIN_LENGTH), ("batch_size", batch_size, 1),
                             ("steps_per_epoch", steps_per_epoch, 1)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}.")
+            check_int(v, name, lo)
         longest = max(x.shape[0] for x in self.trajectories)
         if seq_len > longest:
             raise ValueError(

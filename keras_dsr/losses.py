@@ -8,6 +8,8 @@ predictions ``x_hat_t = O(F(z~_{t-1}))`` are compared with the data ``x_t``.
 import keras
 from keras import ops
 
+from keras_dsr._checks import check_int
+
 
 @keras.saving.register_keras_serializable(package="keras_dsr")
 class ObservationMSE(keras.losses.Loss):
@@ -47,10 +49,7 @@ class ObservationMSE(keras.losses.Loss):
         reduction="sum_over_batch_size",
         dtype=None,
     ):
-        if isinstance(burn_in, bool) or not isinstance(burn_in, int) or burn_in < 0:
-            raise ValueError(
-                f"ObservationMSE: `burn_in` must be a non-negative integer, got {burn_in!r}."
-            )
+        check_int(burn_in, "burn_in", 0, "ObservationMSE")
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.burn_in = int(burn_in)
 

@@ -3,26 +3,17 @@ r"""Measures of dynamical-systems reconstruction quality (docs/method.md §Evalu
 All measures compare a *generated* (free-running) trajectory with the *true* test
 trajectory and follow the conventions of the Durstewitz lab's GTF/ALRNN code:
 
-* :func:`state_space_divergence` (D_stsp): geometric agreement of the attractors.
-  - binning (N < 6): per dimension ``n_bins = 30`` equal bins spanning
-    ``[min - 0.1 sd, max + 0.1 sd]`` of the *true* data; N-d histograms h of true
-    and generated points on that grid (points outside ignored); Laplace
-    smoothing ``p = (h + 1e-5) / (sum h + 1e-5 * n_bins**N)``;
-    ``D_stsp = KL(p_true || p_gen) = sum p_true log(p_true / p_gen)``.
-  - Gaussian mixture (N >= 6): an isotropic Gaussian (variance 1.0) on each of the
-    first ``min(T, 10**4)`` points of each trajectory; Monte-Carlo KL with 1000
-    samples s from the true mixture: ``mean_s [log p_true(s) - log p_gen(s)]``.
-* :func:`power_spectrum_distance` (D_H): per dimension, z-score, power spectrum
-  ``|rfft|**2``, Gaussian smoothing with sigma = 20 frequency bins
-  (``scipy.ndimage.gaussian_filter1d``), clip < 0, normalise to sum 1; Hellinger
-  distance ``sqrt(1 - sum sqrt(p q))``; averaged over dimensions.
+* :func:`state_space_divergence` (D_stsp): geometric agreement of the attractors, the
+  KL divergence of Laplace-smoothed N-d histograms (30 bins per variable, N < 6;
+  :func:`state_space_divergence_binning`) or of Gaussian mixtures on the points
+  (N >= 6; :func:`state_space_divergence_gmm`).
+* :func:`power_spectrum_distance` (D_H): per variable, the Hellinger distance of the
+  smoothed (sigma = 20 frequency bins), normalised power spectra; averaged.
 * :func:`prediction_error` (PE(n)): from each test point x_t the model generates
   n = 20 steps; mean squared error of the n-th generated step against x_{t+n}.
 * :func:`lyapunov_max_model` (lambda_max): Benettin / QR on the model's Jacobians
   along a long generated trajectory, divided by the sampling interval dt (per
-  time unit). :func:`lyapunov_max_trajectory` does the same for a trajectory of a
-  known system (propagators of the variational equations between samples) and
-  :func:`lyapunov_max_system` integrates the system itself.
+  time unit); see :mod:`keras_dsr.lyapunov`.
 
 Evaluation protocol (:func:`generate_for_evaluation`): from an initial condition
 taken from the test data, generate ``1.25 * T_test`` steps and drop the first
@@ -39,6 +30,9 @@ import warnings
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
+from scipy.special import logsumexp
+
+from keras_dsr._checks import check_int
 
 __all__ = [
     "evaluate",
@@ -73,7 +67,12 @@ def _as_2d(x, name):
     return x
 
 
-def _check_pair(x_true, x_gen):
+def _check_pair(x_true, x_gen, **positive):
+    """Both trajectories as float64 ``[T, N]`` (``x_true`` finite); each of ``positive``
+    (keyword: value) must be > 0."""
+    for name, value in positive.items():
+        if not value > 0:
+            raise ValueError(f"{name} must be > 0, got {value!r}.")
     x_true = _as_2d(x_true, "x_true")
     x_gen = _as_2d(x_gen, "x_gen")
     if x_true.shape[1] != x_gen.shape[1]:
@@ -103,11 +102,7 @@ def _bin_indices(x, lo, width, n_bins):
     # numpy.histogram convention: the right edge belongs to the last bin
     idx[(idx == n_bins) & np.isclose(x, lo + n_bins * width)] = n_bins - 1
     inside = np.all((idx >= 0) & (idx < n_bins), axis=1)
-    idx = idx[inside]
-    lin = np.zeros(idx.shape[0], dtype=np.int64)
-    for d in range(idx.shape[1]):
-        lin = lin * n_bins + idx[:, d]
-    return lin
+    return np.ravel_multi_index(tuple(idx[inside].T), (n_bins,) * idx.shape[1])
 
 
 def state_space_divergence_binning(x_true, x_gen, n_bins=30, nonfinite="warn"):
@@ -134,8 +129,7 @@ def state_space_divergence_binning(x_true, x_gen, n_bins=30, nonfinite="warn"):
         0.0
     """
     x_true, x_gen = _check_pair(x_true, x_gen)
-    if not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}.")
+    check_int(n_bins, "n_bins")
     if not np.all(np.isfinite(x_gen)):
         return _nonfinite("D_stsp", nonfinite)
     N = x_true.shape[1]
@@ -170,7 +164,7 @@ def state_space_divergence_binning(x_true, x_gen, n_bins=30, nonfinite="warn"):
 def _log_mixture_density(s, mu, var, block=128):
     """log of the mean of isotropic Gaussians N(mu_k, var I) at samples s [S, N].
 
-    Evaluated in blocks of samples (cache-sized arrays) with a stable log-sum-exp.
+    Evaluated in blocks of samples (cache-sized arrays) with ``scipy.special.logsumexp``.
     """
     n = s.shape[1]
     mu2 = np.sum(mu**2, axis=1)
@@ -183,10 +177,7 @@ def _log_mixture_density(s, mu, var, block=128):
         a -= np.sum(sb**2, axis=1)[:, None]  # a = -|s - mu|^2
         a *= 0.5 / var
         np.minimum(a, 0.0, out=a)  # rounding can make -|s - mu|^2 slightly positive
-        m = a.max(axis=1)
-        a -= m[:, None]
-        np.exp(a, out=a)
-        out[i:i + block] = np.log(a.sum(axis=1)) + m
+        out[i:i + block] = logsumexp(a, axis=1)
     return out - np.log(mu.shape[0]) - 0.5 * n * np.log(2.0 * np.pi * var)
 
 
@@ -214,9 +205,7 @@ def state_space_divergence_gmm(x_true, x_gen, scaling=1.0, max_points=10_000,
         >>> state_space_divergence_gmm(x, x)
         0.0
     """
-    x_true, x_gen = _check_pair(x_true, x_gen)
-    if not scaling > 0:
-        raise ValueError(f"scaling must be > 0, got {scaling!r}.")
+    x_true, x_gen = _check_pair(x_true, x_gen, scaling=scaling)
     if not np.all(np.isfinite(x_gen)):
         return _nonfinite("D_stsp", nonfinite)
     mu_t = x_true[: int(max_points)]
@@ -290,9 +279,7 @@ def power_spectrum_distance(x_true, x_gen, sigma=20.0, nonfinite="warn",
         >>> power_spectrum_distance(x, x)
         0.0
     """
-    x_true, x_gen = _check_pair(x_true, x_gen)
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0 (frequency bins), got {sigma!r}.")
+    x_true, x_gen = _check_pair(x_true, x_gen, sigma=sigma)
     if not np.all(np.isfinite(x_gen)):
         v = _nonfinite("D_H", nonfinite)
         return (v, np.full(x_true.shape[1], v)) if per_dimension else v
@@ -389,8 +376,7 @@ def prediction_error(model, x_test, n=20, max_inits=None, batch_size=1024, seed=
         0.0
     """
     x_test = _as_2d(x_test, "x_test")
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer (steps), got {n!r}.")
+    check_int(n, "n (steps)")
     T = x_test.shape[0]
     if T <= n:
         raise ValueError(f"x_test must be longer than n={n} steps, got {T}.")
@@ -409,193 +395,6 @@ def prediction_error(model, x_test, n=20, max_inits=None, batch_size=1024, seed=
             return _nonfinite("PE", nonfinite)
         sq += float(np.sum(err**2))
     return sq / (starts.size * x_test.shape[1])
-
-
-# ------------------------------------------------------------------ lambda_max
-def lyapunov_max_jacobians(jacobians, dt=1.0, transient=0, seed=0):
-    """Largest Lyapunov exponent from a sequence of step Jacobians (Benettin).
-
-    With ``v_0`` a random unit vector, ``w_t = J_t v_{t-1}``, ``r_t = |w_t|``,
-    ``v_t = w_t / r_t`` (the one-column QR): ``lambda_max = sum_{t >= transient}
-    log r_t / ((T - transient) dt)``.
-
-    Args:
-        jacobians: ``[T, M, M]``, J_t = d z_{t+1} / d z_t along a trajectory.
-        dt: time per step (time units), so the result is per time unit.
-        transient: leading steps used only to align the vector.
-
-    Example:
-        >>> J = np.tile(np.diag([2.0, 0.5]), (100, 1, 1))
-        >>> bool(abs(lyapunov_max_jacobians(J, transient=10) - np.log(2.0)) < 1e-12)
-        True
-    """
-    J = np.asarray(jacobians, dtype=np.float64)
-    if J.ndim != 3 or J.shape[1] != J.shape[2]:
-        raise ValueError(f"jacobians must have shape [T, M, M], got {J.shape}.")
-    if not dt > 0:
-        raise ValueError(f"dt must be > 0 (time units per step), got {dt!r}.")
-    T = J.shape[0]
-    if not 0 <= int(transient) < T:
-        raise ValueError(f"transient must be in [0, {T}), got {transient!r}.")
-    if not np.all(np.isfinite(J)):
-        raise FloatingPointError("jacobians contain NaN or inf; lambda_max is undefined.")
-    v = np.random.default_rng(seed).standard_normal(J.shape[1])
-    v /= np.linalg.norm(v)
-    tr = int(transient)
-    _, v = _benettin(J[:tr], v)
-    total, _ = _benettin(J[tr:], v)
-    return float(total / ((T - tr) * dt))
-
-
-def _benettin(J, v, chunk=16):
-    """Sum of log growth factors of v through J[0], J[1], ...; returns (sum, v).
-
-    Products of ``chunk`` consecutive Jacobians are formed with batched matrix
-    products and the vector is renormalised once per chunk (the growth over a
-    chunk is the product of the per-step growths, so the sum of logs is the
-    same); a chunk whose product overflows is redone step by step.
-    """
-    total = 0.0
-    T = J.shape[0]
-    n_full = T // chunk
-    if n_full:
-        Jc = J[: n_full * chunk].reshape(n_full, chunk, *J.shape[1:])
-        with np.errstate(over="ignore", invalid="ignore"):
-            P = Jc[:, 0]
-            for i in range(1, chunk):
-                P = Jc[:, i] @ P
-        for k in range(n_full):
-            if np.all(np.isfinite(P[k])):
-                w = P[k] @ v
-                r = np.sqrt(w @ w)
-                if np.isfinite(r) and r > 0:
-                    total += np.log(r)
-                    v = w / r
-                    continue
-            s, v = _benettin_steps(Jc[k], v)
-            total += s
-    s, v = _benettin_steps(J[n_full * chunk:], v)
-    return total + s, v
-
-
-def _benettin_steps(J, v):
-    total = 0.0
-    for Jt in J:
-        v = Jt @ v
-        r = np.sqrt(v @ v)
-        if r == 0.0:
-            return -np.inf, v  # the dynamics annihilate the perturbation
-        total += np.log(r)
-        v = v / r
-    return total, v
-
-
-def lyapunov_max_model(model, x0, steps=10_000, dt=1.0, transient=1_000, batch=512,
-                       seed=0):
-    """lambda_max of a DSR model (per time unit).
-
-    Generates ``transient + steps + 1`` steps from ``x0`` with
-    ``model.generate(..., return_latent=True)``, evaluates
-    ``model.cell.jacobian`` at the latent states (in batches of ``batch``) and
-    runs :func:`lyapunov_max_jacobians`, discarding the first ``transient``
-    steps from the average and dividing by ``dt``.
-
-    Args:
-        model: a DSR model with ``generate`` and ``cell.jacobian``.
-        x0: initial observation ``[N]`` or ``[1, N]``.
-        steps: steps averaged.
-        dt: sampling interval of the data the model was trained on (time units).
-
-    Example:
-        >>> lam = lyapunov_max_model(model, x_test[0], dt=0.01)  # doctest: +SKIP
-    """
-    if not hasattr(model, "generate") or not hasattr(getattr(model, "cell", None), "jacobian"):
-        raise TypeError("model must have generate(..., return_latent=True) and "
-                        f"cell.jacobian(z); got {type(model)}.")
-    for name, v in (("steps", steps), ("transient", transient)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {v!r}.")
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}.")
-    x0 = np.asarray(x0, dtype=np.float32).reshape(1, -1)
-    _, z = _generate(model, x0, int(transient) + int(steps) + 1, return_latent=True)
-    z = z[0]
-    if not np.all(np.isfinite(z)):
-        raise FloatingPointError("The generated trajectory diverged (NaN/inf); "
-                                 "lambda_max of the model is undefined.")
-    z = z[:-1]  # J at z_t maps a perturbation of z_t to z_{t+1}
-    jac = np.concatenate([
-        np.asarray(_to_numpy(model.cell.jacobian(z[i:i + batch].astype(np.float32))),
-                   dtype=np.float64)
-        for i in range(0, z.shape[0], batch)
-    ])
-    return lyapunov_max_jacobians(jac, dt=dt, transient=int(transient), seed=seed)
-
-
-def lyapunov_max_trajectory(system, states, dt=None, transient=None, substeps=4, seed=0):
-    """lambda_max along a given trajectory of a known system (per time unit).
-
-    Between consecutive samples the tangent propagator
-    ``Phi_t = d phi_dt(x) / dx`` at ``x = states[t]`` is obtained by integrating
-    the variational equations ``dQ/dt = J(x) Q`` together with the state from
-    ``states[t]`` over dt (classical RK4, ``substeps`` sub-steps, vectorised over
-    all t); Benettin on ``Phi_t`` gives lambda_max.
-
-    Args:
-        system: a name or ``System`` from :mod:`keras_dsr.systems`.
-        states: raw (not standardised) states ``[T, D]`` sampled every dt, or a
-            :class:`~keras_dsr.systems.Trajectory` (its ``states`` and ``dt``).
-        dt: sampling interval (required unless a Trajectory is given).
-        transient: steps used only for alignment (default: 10 %).
-
-    Example:
-        >>> tr = simulate("lorenz63", 20_000)            # doctest: +SKIP
-        >>> lyapunov_max_trajectory("lorenz63", tr)        # doctest: +SKIP
-        0.9...
-    """
-    from keras_dsr.systems import get_system
-
-    system = get_system(system)
-    if system.delay is not None:
-        raise ValueError(f"{system.name!r} is a delay system: its tangent space is a "
-                         "function space; use keras_dsr.systems.lyapunov_max instead.")
-    if hasattr(states, "states") and hasattr(states, "dt"):
-        dt = states.dt if dt is None else dt
-        states = states.states
-    x = _as_2d(states, "states")
-    if x.shape[1] != system.dim:
-        raise ValueError(f"states must have {system.dim} columns (the integrated state "
-                         f"of {system.name!r}), got {x.shape[1]}.")
-    if dt is None or not dt > 0:
-        raise ValueError(f"dt must be a positive sampling interval, got {dt!r}.")
-    h = float(dt) / int(substeps)
-    D = system.dim
-    X = x[:-1].copy()
-    Q = np.broadcast_to(np.eye(D), (X.shape[0], D, D)).copy()
-    f, jac, p = system.rhs, system.jac, system.params
-
-    def g(X, Q):
-        return f(X, p), jac(X, p) @ Q
-
-    for _ in range(int(substeps)):
-        k1x, k1q = g(X, Q)
-        k2x, k2q = g(X + 0.5 * h * k1x, Q + 0.5 * h * k1q)
-        k3x, k3q = g(X + 0.5 * h * k2x, Q + 0.5 * h * k2q)
-        k4x, k4q = g(X + h * k3x, Q + h * k3q)
-        X = X + h / 6.0 * (k1x + 2 * k2x + 2 * k3x + k4x)
-        Q = Q + h / 6.0 * (k1q + 2 * k2q + 2 * k3q + k4q)
-    transient = Q.shape[0] // 10 if transient is None else int(transient)
-    return lyapunov_max_jacobians(Q, dt=dt, transient=transient, seed=seed)
-
-
-def lyapunov_max_system(system, **kwargs):
-    """True lambda_max of a known system by integrating its variational equations.
-
-    Alias of :func:`keras_dsr.systems.lyapunov_max` (same arguments).
-    """
-    from keras_dsr.systems import lyapunov_max
-
-    return lyapunov_max(system, **kwargs)
 
 
 # ------------------------------------------------------------------ all at once
@@ -644,3 +443,8 @@ def evaluate(model, x_test, measures=("dstsp", "dh"), dt=None, init_index=0, n_b
                           stacklevel=2)
             out["lyap"] = float("inf")
     return out
+
+
+# lambda_max lives in keras_dsr.lyapunov; its names stay importable from here.
+from keras_dsr.lyapunov import (  # noqa: E402
+    lyapunov_max_jacobians, lyapunov_max_model, lyapunov_max_system, lyapunov_max_trajectory)

@@ -23,6 +23,7 @@ The schedules:
 import keras
 from keras import ops
 
+from keras_dsr._checks import check_int
 from keras_dsr.ops.norms import ESTIMATORS as _NORM_ESTIMATORS
 
 __all__ = [
@@ -67,12 +68,6 @@ def check_alpha(alpha, name="alpha"):
         raise TypeError(f"`{name}` must be a number in [0, 1], got {alpha!r}.") from None
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"`{name}` must be in [0, 1], got {value}.")
-    return value
-
-
-def _check_steps(value, name):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
     return value
 
 
@@ -153,7 +148,7 @@ class LinearForcing(ForcingSchedule):
 
     def __init__(self, start, end, decay_steps):
         self.start, self.end = check_alpha(start, "start"), check_alpha(end, "end")
-        self.decay_steps = _check_steps(decay_steps, "decay_steps")
+        self.decay_steps = check_int(decay_steps, "decay_steps")
         self.initial_alpha = self.start
 
     def __call__(self, step, alpha, norm_fn):
@@ -179,7 +174,7 @@ class ExponentialForcing(ForcingSchedule):
                 or not 0.0 < float(decay_rate) <= 1.0:
             raise ValueError(f"`decay_rate` must be in (0, 1], got {decay_rate!r}.")
         self.decay_rate = float(decay_rate)
-        self.decay_steps = _check_steps(decay_steps, "decay_steps")
+        self.decay_steps = check_int(decay_steps, "decay_steps")
         self.initial_alpha = self.start
 
     def __call__(self, step, alpha, norm_fn):
@@ -228,7 +223,7 @@ class AdaptiveForcing(ForcingSchedule):
     def __init__(self, estimator="product_upper_bound", k=5, gamma=0.999, alpha_0=1.0,
                  estimate_points=None):
         self.estimator = canonical_estimator(estimator)
-        self.k = _check_steps(k, "k")
+        self.k = check_int(k, "k")
         if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) \
                 or not 0.0 <= float(gamma) <= 1.0:
             raise ValueError(f"`gamma` must be in [0, 1], got {gamma!r}.")
@@ -236,7 +231,7 @@ class AdaptiveForcing(ForcingSchedule):
         self.alpha_0 = check_alpha(alpha_0, "alpha_0")
         self.initial_alpha = self.alpha_0
         if estimate_points is not None:
-            _check_steps(estimate_points, "estimate_points")
+            check_int(estimate_points, "estimate_points")
         self.estimate_points = estimate_points
 
     def update(self, alpha, norm):

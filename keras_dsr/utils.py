@@ -8,6 +8,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_dsr._checks import check_int
+
 
 def set_random_seed(seed):
     """Seed Python's ``random``, NumPy, the backend and Keras's global ``SeedGenerator``.
@@ -29,9 +31,7 @@ def set_random_seed(seed):
         >>> bool(keras.ops.all(a == keras.random.normal((2,))))
         True
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"set_random_seed: `seed` must be a non-negative int, got {seed!r}.")
-    seed = int(seed)
+    seed = check_int(seed, "seed", 0, "set_random_seed")
     if keras.backend.backend() == "tensorflow" or "tensorflow" in sys.modules:
         keras.utils.set_random_seed(seed)
         return

@@ -279,8 +279,8 @@ def test_unwritable_folder(files, tmp_path):
 
 def test_backend_that_cannot_be_imported(tmp_path):
     """``--backend torch`` where torch does not import: one line, exit 2 (a subprocess)."""
-    code = ("import sys; sys.modules['torch'] = None; import keras_dsr_cli; "
-            "sys.exit(keras_dsr_cli.main(['--backend', 'torch', 'systems']))")
+    code = ("import sys; sys.modules['torch'] = None; import keras_dsr.cli; "
+            "sys.exit(keras_dsr.cli.main(['--backend', 'torch', 'systems']))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
     assert proc.returncode == 2, proc.stderr[-2000:]
@@ -466,7 +466,7 @@ def test_kill_train_at_random_moments(files, tmp_path):
     tries = int(os.environ.get("KERAS_DSR_KILL_TRIES", "3"))
     out = tmp_path / "out"
     shutil.copytree(files / "m", out)  # the previous model: the same command, run in-process
-    cmd = [sys.executable, os.path.join(ROOT, "keras_dsr_cli.py"), "train", files / "data.npy",
+    cmd = [sys.executable, "-m", "keras_dsr.cli", "train", files / "data.npy",
            "-o", out / "model.keras", "--dt", "0.01", *TINY]
     env = dict(os.environ, PYTHONPATH=ROOT, KERAS_BACKEND=BACKEND)
     full = float(os.environ.get("KERAS_DSR_KILL_WINDOW", "20"))  # moments in [0, full] s

@@ -183,7 +183,7 @@ def test_bad_arguments():
         M.state_space_divergence(np.full((100, 3), np.nan), x)
     with pytest.raises(ValueError, match="method must be"):
         M.state_space_divergence(x, x, method="kde")
-    with pytest.raises(ValueError, match="n_bins must be a positive integer"):
+    with pytest.raises(ValueError, match="n_bins must be an integer >= 1"):
         M.state_space_divergence_binning(x, x, n_bins=0)
     with pytest.raises(ValueError, match="sigma must be > 0"):
         M.power_spectrum_distance(x, x, sigma=0)

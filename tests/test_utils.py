@@ -38,7 +38,7 @@ def test_same_streams_as_keras_set_random_seed():
 
 @pytest.mark.parametrize("seed", [-1, 1.5, "0", True, None])
 def test_bad_seed(seed):
-    with pytest.raises(ValueError, match="`seed` must be a non-negative int"):
+    with pytest.raises(ValueError, match="seed must be an integer >= 0"):
         set_random_seed(seed)
 
 

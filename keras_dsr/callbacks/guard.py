@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_dsr._checks import check_int
+
 
 @keras.saving.register_keras_serializable(package="keras_dsr")
 class NonFiniteGuard(keras.callbacks.Callback):
@@ -26,8 +28,7 @@ class NonFiniteGuard(keras.callbacks.Callback):
 
     def __init__(self, max_restores=3):
         super().__init__()
-        if isinstance(max_restores, bool) or not isinstance(max_restores, int) or max_restores < 0:
-            raise ValueError(f"`max_restores` must be an int >= 0, got {max_restores!r}.")
+        check_int(max_restores, "max_restores", 0, "NonFiniteGuard")
         self.max_restores = max_restores
         self._saved = None
 

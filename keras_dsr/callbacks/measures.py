@@ -5,6 +5,7 @@ import warnings
 import keras
 import numpy as np
 
+from keras_dsr._checks import check_int
 from keras_dsr import measures as _m
 
 __all__ = ["DSRMeasures"]
@@ -63,8 +64,7 @@ class DSRMeasures(keras.callbacks.Callback):
             raise ValueError(f"x_test must have shape [T, N] with T >= 10, got {x.shape}.")
         if not np.all(np.isfinite(x)):
             raise ValueError("x_test contains NaN or inf.")
-        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-            raise ValueError(f"every must be an integer >= 1 (epochs), got {every!r}.")
+        check_int(every, "every (epochs)")
         if pe_steps is not None and (not isinstance(pe_steps, (int, np.integer)) or pe_steps < 1):
             raise ValueError(f"pe_steps must be None or a positive integer, got {pe_steps!r}.")
         if lyapunov and (dt is None or not dt > 0):

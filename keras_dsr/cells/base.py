@@ -28,23 +28,8 @@ M = ``latent_dim`` (number of latent units), K = ``input_dim`` (external inputs)
 import keras
 from keras import ops
 
+from keras_dsr._checks import check_int
 from keras_dsr.ops._tensor import matmul
-
-
-def _check_positive_int(value, name, cls_name):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(
-            f"{cls_name}: `{name}` must be a positive integer, got {value!r}."
-        )
-    return int(value)
-
-
-def _check_nonnegative_int(value, name, cls_name):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(
-            f"{cls_name}: `{name}` must be a non-negative integer, got {value!r}."
-        )
-    return int(value)
 
 
 @keras.saving.register_keras_serializable(package="keras_dsr")
@@ -74,8 +59,8 @@ class DSRCell(keras.layers.Layer):
     def __init__(self, latent_dim, input_dim=0, seed=None, **kwargs):
         super().__init__(**kwargs)
         name = type(self).__name__
-        self.latent_dim = _check_positive_int(latent_dim, "latent_dim", name)
-        self.input_dim = _check_nonnegative_int(input_dim, "input_dim", name)
+        self.latent_dim = check_int(latent_dim, "latent_dim", 1, name)
+        self.input_dim = check_int(input_dim, "input_dim", 0, name)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise TypeError(f"{name}: `seed` must be an int or None, got {seed!r}.")
         self.seed = seed

@@ -26,7 +26,8 @@ import keras
 from keras import ops
 
 from keras_dsr.ops._tensor import matmul
-from keras_dsr.cells.base import DSRCell, _check_nonnegative_int, _check_positive_int
+from keras_dsr._checks import check_int
+from keras_dsr.cells.base import DSRCell
 
 
 def _apply(w, x):
@@ -53,7 +54,7 @@ def normalized_positive_definite(m, dtype="float32", seed=None):
     Example:
         >>> K = normalized_positive_definite(3, seed=0)   # [3, 3]
     """
-    m = _check_positive_int(m, "m", "normalized_positive_definite")
+    m = check_int(m, "m", 1, "normalized_positive_definite")
     r = keras.random.normal((m, m), dtype="float32", seed=seed)
     k = ops.matmul(ops.transpose(r), r) / float(m) + ops.eye(m, dtype="float32")
     # K is symmetric positive definite: lambda_max = spectral norm.
@@ -165,9 +166,7 @@ class ShallowPLRNN(DSRCell):
 
     def __init__(self, latent_dim, hidden_dim, input_dim=0, seed=None, **kwargs):
         super().__init__(latent_dim, input_dim=input_dim, seed=seed, **kwargs)
-        self.hidden_dim = _check_positive_int(
-            hidden_dim, "hidden_dim", type(self).__name__
-        )
+        self.hidden_dim = check_int(hidden_dim, "hidden_dim", 1, type(self).__name__)
 
     def _h2_initializer(self):
         return "zeros"
@@ -300,7 +299,7 @@ class ALRNN(DSRCell):
 
     def __init__(self, latent_dim, num_relu, input_dim=0, seed=None, **kwargs):
         super().__init__(latent_dim, input_dim=input_dim, seed=seed, **kwargs)
-        p = _check_nonnegative_int(num_relu, "num_relu", "ALRNN")
+        p = check_int(num_relu, "num_relu", 0, "ALRNN")
         if p > self.latent_dim:
             raise ValueError(
                 f"ALRNN: `num_relu` must lie in [0, latent_dim={self.latent_dim}], "

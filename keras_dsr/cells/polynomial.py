@@ -25,7 +25,8 @@ import keras
 from keras import ops
 
 from keras_dsr.ops._tensor import matmul
-from keras_dsr.cells.base import DSRCell, _check_positive_int
+from keras_dsr._checks import check_int
+from keras_dsr.cells.base import DSRCell
 
 INTEGRATORS = ("rk4", "euler")
 
@@ -140,12 +141,12 @@ class PolynomialFlow(DSRCell):
                  bound=None, input_dim=0, seed=None, **kwargs):
         super().__init__(latent_dim, input_dim=input_dim, seed=seed, **kwargs)
         name = type(self).__name__
-        self.degree = _check_positive_int(degree, "degree", name)
+        self.degree = check_int(degree, "degree", 1, name)
         if integrator not in INTEGRATORS:
             raise ValueError(f"{name}: `integrator` must be one of {INTEGRATORS}, "
                              f"got {integrator!r}.")
         self.integrator = integrator
-        self.substeps = _check_positive_int(substeps, "substeps", name)
+        self.substeps = check_int(substeps, "substeps", 1, name)
         if (isinstance(init_scale, bool) or not isinstance(init_scale, (int, float))
                 or not 0.0 <= init_scale < float("inf")):
             raise ValueError(f"{name}: `init_scale` must be a finite number >= 0, "

@@ -57,7 +57,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_dsr.ops.linear import linear_recurrence
+from keras_dsr._checks import check_int
+from keras_dsr.layers._recurrence import _solve_recurrence
 
 _SOFTPLUS_INV_ONE = math.log(math.e - 1.0)  # softplus(_SOFTPLUS_INV_ONE) == 1
 
@@ -72,47 +73,6 @@ def _as_float_tensor(x, name, dtype):
             f"{keras.backend.standardize_dtype(x.dtype)}."
         )
     return ops.cast(ops.convert_to_tensor(x), dtype)
-
-
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"ParallelScanRNN: `{name}` must be a positive integer, got {value!r}.")
-    return int(value)
-
-
-def _sequential_recurrence(a, b, h0, dense):
-    """Same result as ``linear_recurrence(a, b, h0)`` by a sequential ``tf.scan``.
-
-    TensorFlow only: used when the length of the time axis is unknown when a graph
-    is traced (Keras retraces ``predict``/``fit`` with ``None`` for an axis whose
-    length changed between calls); no parallel scan can be built then, and
-    ``keras.ops.scan`` (Keras 3.15) fails on an unknown length.
-    """
-    import tensorflow as tf
-
-    time_axis = len(b.shape) - 2
-    b_tm = ops.moveaxis(b, time_axis, 0)
-    a_tm = ops.moveaxis(a, time_axis, 0)
-    init = ops.zeros_like(b_tm[0]) if h0 is None else ops.cast(h0, b.dtype)
-
-    def body(h, ab):
-        a_t, b_t = ab
-        return (ops.matmul(a_t, h[..., None])[..., 0] if dense else a_t * h) + b_t
-
-    h = tf.scan(body, (a_tm, b_tm), initializer=init)
-    return ops.moveaxis(h, 0, time_axis)
-
-
-def _solve_recurrence(a, b, h0, dense):
-    """``h_t = a_t h_{t-1} + b_t`` by :func:`keras_dsr.ops.linear_recurrence`.
-
-    Isolated backend dispatch: a TensorFlow graph traced with an unknown (None)
-    length of the time axis cannot be scanned in parallel; it runs the same
-    recurrence sequentially (``tf.scan``). Unknown batch axes are fine.
-    """
-    if keras.backend.backend() == "tensorflow" and b.shape[-2] is None:
-        return _sequential_recurrence(a, b, h0, dense)
-    return linear_recurrence(a, b, h0=h0)
 
 
 @keras.saving.register_keras_serializable(package="keras_dsr")
@@ -181,8 +141,8 @@ class ParallelScanRNN(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.units = _check_positive_int(units, "units")
-        self.units_out = _check_positive_int(units_out, "units_out")
+        self.units = check_int(units, "units", 1, "ParallelScanRNN")
+        self.units_out = check_int(units_out, "units_out", 1, "ParallelScanRNN")
         if isinstance(readout_units, (int, np.integer)):
             readout_units = (readout_units,)
         if not isinstance(readout_units, (list, tuple)):
@@ -191,7 +151,7 @@ class ParallelScanRNN(keras.layers.Layer):
                 f"integers (hidden layer sizes), got {readout_units!r}."
             )
         self.readout_units = tuple(
-            _check_positive_int(n, "readout_units[i]") for n in readout_units
+            check_int(n, "readout_units[i]", 1, "ParallelScanRNN") for n in readout_units
         )
         self.activation = keras.activations.get(activation)
         self.selective = bool(selective)

@@ -10,7 +10,7 @@ Example:
 from keras_dsr.systems._registry import System, get_system, list_systems, register_system
 from keras_dsr.systems import delay, flows  # noqa: F401  (registers the systems)
 from keras_dsr.systems.simulate import Trajectory, integrate, simulate, simulate_ensemble
-from keras_dsr.systems.lyapunov import lyapunov_max, lyapunov_spectrum
+from keras_dsr.lyapunov import lyapunov_max, lyapunov_spectrum  # noqa: E402
 
 __all__ = [
     "System", "Trajectory", "get_system", "integrate", "list_systems",

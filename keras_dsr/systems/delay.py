@@ -12,10 +12,7 @@ Method of steps: on each interval [k tau, (k+1) tau] the delayed state is known
 the DDE is an ODE there. Breaking the integration at multiples of tau also puts
 the steps at the points where derivatives of the solution jump.
 
-Largest Lyapunov exponent: the tangent dynamics
-``d delta/dt = (df/dx) delta(t) + (df/dx_tau) delta(t - tau)`` are integrated with
-the state; the tangent "vector" is the function delta on the last delay
-interval, renormalised in L2 (64 samples) at the end of each interval.
+The largest Lyapunov exponent of a delay system: :func:`keras_dsr.lyapunov.lyapunov_max_dde`.
 """
 
 import numpy as np
@@ -71,51 +68,6 @@ def integrate_dde(system, x0, t_eval, rtol=1e-10, atol=1e-10):
         y = sol.y[:, -1]
         k += 1
     return out
-
-
-def lyapunov_max_dde(system, time=5000.0, transient=None, seed=0, rtol=1e-8, atol=1e-8):
-    """Largest Lyapunov exponent (per time unit) of a delay system (see module doc)."""
-    tau = float(system.params[system.delay])
-    p = system.params
-    D = system.dim
-    rng = np.random.default_rng(seed)
-    x_hist = system.x0(p) + 0.01 * rng.standard_normal(D)
-    # burn-in: start on the attractor
-    x0 = integrate_dde(system, x_hist, np.array([0.0, system.burn_in]), rtol=rtol,
-                       atol=atol)[-1]
-    transient = max(10 * tau, 0.1 * time) if transient is None else float(transient)
-    n_tr = int(np.ceil(transient / tau))
-    n_avg = int(np.ceil(time / tau))
-    # history on [-tau, 0]: the state is taken constant (a short transient), tangent 1
-    prev = None
-    scale = 1.0
-    y = np.concatenate([x0, np.ones(D) / np.sqrt(D)])
-    total = 0.0
-    grid = np.linspace(0.0, tau, 64)
-    for k in range(n_tr + n_avg):
-        t0, t1 = k * tau, (k + 1) * tau
-
-        def fun(t, yy, prev=prev, scale=scale):
-            if prev is None:
-                z = np.concatenate([x0, np.ones(D) / np.sqrt(D)])
-            else:
-                z = prev(t - tau)
-            x, d = yy[:D], yy[D:]
-            x_tau, d_tau = z[:D], z[D:] * scale
-            A, B = system.jac(x, x_tau, p)
-            return np.concatenate([system.rhs(x, x_tau, p), A @ d + B @ d_tau])
-
-        sol = solve_ivp(fun, (t0, t1), y, method="DOP853", dense_output=True,
-                        rtol=rtol, atol=atol)
-        if not sol.success or not np.all(np.isfinite(sol.y[:, -1])):
-            raise RuntimeError(f"Variational integration of {system.name!r} failed.")
-        seg = sol.sol(t0 + grid)[D:]
-        norm = np.sqrt(np.mean(np.sum(seg**2, axis=0)))
-        if k >= n_tr:
-            total += np.log(norm)
-        prev, scale = sol.sol, 1.0 / norm
-        y = np.concatenate([sol.y[:D, -1], sol.y[D:, -1] * scale])
-    return total / (n_avg * tau)
 
 
 MACKEY_GLASS = register_system(System(

@@ -6,6 +6,7 @@ from typing import Optional
 import numpy as np
 from scipy.integrate import solve_ivp
 
+from keras_dsr._checks import check_int
 from keras_dsr.systems._registry import get_system
 
 RTOL = 1e-10
@@ -128,8 +129,7 @@ def integrate_sde(system, x0, t_eval, process_noise, rngs, max_step=SDE_MAX_STEP
 
 
 def _check_args(system, steps, dt, burn_in, noise):
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
-        raise ValueError(f"steps must be an integer >= 2, got {steps!r}.")
+    check_int(steps, "steps", 2)
     dt = system.dt if dt is None else dt
     if not np.isscalar(dt) or not np.isfinite(dt) or dt <= 0:
         raise ValueError(f"dt must be a positive number (time units), got {dt!r}.")

@@ -54,7 +54,7 @@ def held_out_length(system, dt=None):
     A fixed number of steps would shorten the test in time: Hindmarsh-Rose at dt 0.0125
     (a quarter of its default 0.05) would see ~12 bursts instead of ~48, and an
     independent true trajectory would score D_stsp 3.17 against the test set instead of
-    0.41 (``benchmarks/recipe_search/RESULTS_zoo.md``).
+    0.41 (``research/recipe_search/RESULTS_zoo.md``).
 
     Example:
         >>> held_out_length("lorenz63"), held_out_length("hindmarsh_rose", 0.0125)
@@ -98,7 +98,7 @@ def held_out_pair(system, seed, mean, std, dt=None):
     :func:`held_out_length` steps each, sampled every ``dt``: None is the system's default);
     both z-scored with the training statistics ``mean``,
     ``std`` (shape ``[D]``). Used for shipped presets and for candidates alike
-    (``benchmarks/recipe_search/zoo_candidate.py``).
+    (``research/recipe_search/zoo_candidate.py``).
 
     Returns:
         two float32 arrays ``[held_out_length(system, dt), D]``.

@@ -15,7 +15,7 @@ integrator can reach from what training adds. Results: ``RESULTS_zoo.md``, sessi
 
 Usage (repository root):
 
-    KERAS_BACKEND=jax python benchmarks/recipe_search/polynomial_start.py hindmarsh_rose
+    KERAS_BACKEND=jax python research/recipe_search/polynomial_start.py hindmarsh_rose
 """
 
 import argparse

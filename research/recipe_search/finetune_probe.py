@@ -10,7 +10,7 @@ best validation score are then scored on the criteria's test trajectory. Data se
 
 Usage (repository root; MODEL from ``track_checkpoints.py ... --save PREFIX``):
 
-    KERAS_BACKEND=jax python benchmarks/recipe_search/finetune_probe.py MODEL.keras \\
+    KERAS_BACKEND=jax python research/recipe_search/finetune_probe.py MODEL.keras \\
         rossler --dt 0.1 --alpha 0.05 --lr 1e-3 --steps 3000
 """
 

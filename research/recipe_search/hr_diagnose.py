@@ -24,9 +24,9 @@ standardised with the training statistics), which checks
 
 Usage (repository root; models from ``track_checkpoints.py ... --save PREFIX``):
 
-    KERAS_BACKEND=jax python benchmarks/recipe_search/hr_diagnose.py A.keras B.keras
-    KERAS_BACKEND=jax python benchmarks/recipe_search/hr_diagnose.py --dt 0.0125 C.keras
-    python benchmarks/recipe_search/hr_diagnose.py --true
+    KERAS_BACKEND=jax python research/recipe_search/hr_diagnose.py A.keras B.keras
+    KERAS_BACKEND=jax python research/recipe_search/hr_diagnose.py --dt 0.0125 C.keras
+    python research/recipe_search/hr_diagnose.py --true
 
 Results: ``RESULTS_zoo.md`` (session 10).
 """

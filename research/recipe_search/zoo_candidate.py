@@ -11,7 +11,7 @@ appended to ``--out``. Results and commands: ``RESULTS_zoo.md`` next to this fil
 Usage (repository root; RECIPE is a JSON object of ``keras_dsr.recipes.Recipe``
 fields that override the defaults):
 
-    KERAS_BACKEND=jax python benchmarks/recipe_search/zoo_candidate.py chua \\
+    KERAS_BACKEND=jax python research/recipe_search/zoo_candidate.py chua \\
         '{"chunk_size": 250, "init_seed": 1000}' --out zoo_candidates.jsonl
 """
 

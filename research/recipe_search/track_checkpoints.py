@@ -11,7 +11,7 @@ at a level, i.e. whether picking a checkpoint could help. Results: ``RESULTS_zoo
 
 Usage (repository root):
 
-    KERAS_BACKEND=jax python benchmarks/recipe_search/track_checkpoints.py lorenz96 \\
+    KERAS_BACKEND=jax python research/recipe_search/track_checkpoints.py lorenz96 \\
         '{"seq_len": 5000, "chunk_size": 250, "init_seed": 1000, "latent_l2": 3e-5}' \\
         --every 3
 """

@@ -11,7 +11,7 @@ sum to the exponent. Results: ``RESULTS_zoo.md``.
 
 Usage (repository root):
 
-    KERAS_BACKEND=jax python benchmarks/recipe_search/expansion_by_phase.py MODEL.keras \\
+    KERAS_BACKEND=jax python research/recipe_search/expansion_by_phase.py MODEL.keras \\
         hindmarsh_rose --seed 0
 """
 

@@ -1,7 +1,7 @@
 """Continue training a saved Lorenz-63 model with adaptive GTF (alpha_0 given), scoring every 500 steps.
 
 Usage:
-    KERAS_BACKEND=jax python benchmarks/recipe_search/continue_training.py MODEL.keras \
+    KERAS_BACKEND=jax python research/recipe_search/continue_training.py MODEL.keras \
         ALPHA0 LR STEPS T B
 """
 import sys, time, numpy as np, keras_dsr, keras

@@ -7,7 +7,7 @@ test trajectory (seed 1) with keras_dsr.measures.evaluate (the protocol of docs/
 Results and the commands that made them: RESULTS.md next to this file.
 
 Usage:
-    KERAS_BACKEND=jax python benchmarks/recipe_search/train_one.py --T 200 --B 16 \
+    KERAS_BACKEND=jax python research/recipe_search/train_one.py --T 200 --B 16 \
         --steps 3000 --spe 100 --lr 1e-2 --gamma 0.99 --hidden 300 --evalevery 10
 """
 import argparse, time, sys

@@ -8,7 +8,7 @@ a model must match the time scale to meet the D_H bar (2 x the floor).
 
 Usage (repository root):
 
-    KERAS_BACKEND=jax python benchmarks/recipe_search/dh_time_scale.py rossler --dt 0.1
+    KERAS_BACKEND=jax python research/recipe_search/dh_time_scale.py rossler --dt 0.1
 """
 
 import argparse

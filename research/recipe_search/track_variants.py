@@ -22,7 +22,7 @@ All other arguments are ``track_checkpoints.py``'s.
 
 Usage (repository root):
 
-    KERAS_BACKEND=jax python benchmarks/recipe_search/track_variants.py --tangent 30 \\
+    KERAS_BACKEND=jax python research/recipe_search/track_variants.py --tangent 30 \\
         hindmarsh_rose '{"steps": 6000, "chunk_size": 250}' --every 5 --top 2
 """
 

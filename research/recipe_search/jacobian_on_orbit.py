@@ -16,7 +16,7 @@ it compares the model's Jacobian ``J(x_t)`` with the true one-step propagator ``
 
 Usage (repository root):
 
-    KERAS_BACKEND=jax python benchmarks/recipe_search/jacobian_on_orbit.py \\
+    KERAS_BACKEND=jax python research/recipe_search/jacobian_on_orbit.py \\
         hindmarsh_rose MODEL.keras [MODEL.keras ...] --dt 0.05 --time 3000
 """
 
