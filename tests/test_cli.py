@@ -227,3 +227,16 @@ def test_chunk_size_option(flags, want):
         want = 250 if current_platform() == "cpu" else None
     args = build_parser().parse_args(["train", "lorenz63", "-o", "m.keras", *flags])
     assert _recipe(args).chunk_size == want
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["train"], "data, --output/-o"),
+    (["train", "x.npy", "-o", "m.keras", "--seq-len", "abc"], "--seq-len"),
+    (["frob"], "'frob'"),
+])
+def test_usage_error_is_one_line(capsys, argv, names):
+    """A usage error is one line on stderr (the problem, then where to look) and exit 2."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and names in err and "--help" in err, err
+    assert err.startswith("keras-dsr")

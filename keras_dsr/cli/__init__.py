@@ -107,13 +107,20 @@ def _version():
             f"backend {keras.backend.backend()})")
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line: the problem and where to look."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser():
     """The argument parser of ``keras-dsr`` (imports keras_dsr for the Recipe defaults)."""
     import importlib
 
     from keras_dsr.cli._args import _common
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="keras-dsr", description=__doc__.split("\n")[0],
         epilog="Run 'keras-dsr COMMAND --help' for the options of a command.",
         parents=[_common(True)])
