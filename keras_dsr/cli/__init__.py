@@ -153,19 +153,26 @@ def _select_backend(argv):
 def main(argv=None):
     """``keras-dsr`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code.
 
-    Ctrl-C at any moment (importing the backend, compiling, training, writing) ends
-    the process with exit code 130; every file is written atomically, so none is
-    left half-written.
+    Ctrl-C at any moment (importing the backend, compiling, training, writing) gives
+    exit code 130; every file is written atomically, so none is left half-written.
+    The process of the command itself ends through :func:`console_main`.
     """
     try:
-        code = _run(argv)
+        return _run(argv)
     except KeyboardInterrupt:  # before the command's own handler is installed
         print("keras-dsr: interrupted", file=sys.stderr)
-        code = 130
+        return 130
+
+
+def console_main(argv=None):
+    """The ``keras-dsr`` process: :func:`main`, and after an interrupt the end of the process.
+
+    After Ctrl-C (exit code 130) the process ends at once, without the interpreter's
+    shutdown, during which a backend's compile threads that were cut short can crash
+    it (a segmentation fault after Ctrl-C).
+    """
+    code = main(argv)
     if code == 130:
-        # End here, without the interpreter's shutdown, during which a backend's
-        # compile threads that were cut short can crash the process (a segmentation
-        # fault after Ctrl-C).
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(130)

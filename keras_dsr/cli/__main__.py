@@ -2,7 +2,7 @@
 
 import sys
 
-from keras_dsr.cli import interrupt_early, main
+from keras_dsr.cli import console_main, interrupt_early
 
 interrupt_early()
-sys.exit(main())
+sys.exit(console_main())
