@@ -240,3 +240,65 @@ def test_usage_error_is_one_line(capsys, argv, names):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and names in err and "--help" in err, err
     assert err.startswith("keras-dsr")
+
+
+def test_train_observed_and_embedded_then_evaluate_in_that_space(tmp_path):
+    """``train --observe x --embed 3:5`` trains on the delay embedding of x alone; the card
+    records the measurement; ``evaluate`` maps a data file and a simulated system through
+    it, and its scores equal the measures computed here from the card by hand."""
+    from keras_dsr.embedding import delay_embed
+    from keras_dsr.measures import evaluate
+    from keras_dsr.systems import simulate
+
+    raw = simulate("lorenz63", 1_200, seed=3, standardize=False).states
+    np.save(tmp_path / "d.npy", raw)
+    code, _, err = run(["train", tmp_path / "d.npy", "-o", tmp_path / "m.keras", "--observe",
+                        "x", "--embed", "3:5", "--dt", "0.01", *TINY])
+    assert code == 0, err
+    card = json.loads((tmp_path / "m.json").read_text())
+    assert card["data"]["observation"] == {"columns": [0], "dim": 3, "lag": 5}
+    x = raw[:, 0]
+    np.testing.assert_allclose(card["standardization"]["mean"], [x.mean()] * 3, rtol=1e-6)
+    np.testing.assert_allclose(card["standardization"]["std"], [x.std()] * 3, rtol=1e-6)
+    model = keras.saving.load_model(tmp_path / "m.keras", compile=False)
+    assert model.observed_dim == 3
+    # evaluate on the file: the embedding of its x column, in the card's units
+    code, _, err = run(["evaluate", tmp_path / "m.keras", tmp_path / "d.npy", "--measures",
+                        "dstsp,dh", "-o", tmp_path / "s.json"])
+    assert code == 0, err
+    scores = json.loads((tmp_path / "s.json").read_text())["scores"]
+    emb = delay_embed(x[:, None], 3, 5)
+    ref = evaluate(model, ((emb - x.mean()) / x.std()).astype("float32"), measures=("dstsp", "dh"))
+    for k in ("dstsp", "dh"):
+        np.testing.assert_allclose(scores[k], ref[k], rtol=1e-4)
+    # a system: simulated, then observed the same way (three columns)
+    code, out, err = run(["evaluate", tmp_path / "m.keras", "lorenz63", "--length", "400",
+                          "--measures", "dstsp"])
+    assert code == 0, err
+
+
+def test_reconstruct_observed_noisy_and_embedded(tmp_path):
+    out = tmp_path / "obs"
+    code, stdout, err = run(["reconstruct", "lorenz63", "--observe", "x", "--embed", "2:8",
+                             "--noise", "0.1", "--latent", "3", *TINY, "--train-length",
+                             "600", "--test-length", "300", "--output-dir", out])
+    assert code == 0, err
+    assert "D_stsp" in stdout and (out / "attractor.png").is_file()
+    card = json.loads((out / "model.json").read_text())
+    assert card["data"]["observation"] == {"columns": [0], "dim": 2, "lag": 8}
+    assert card["data"]["noise"] == 0.1 and len(card["standardization"]["mean"]) == 2
+    assert card["recipe"]["latent_dim"] == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--observe", "q"], "'q' is not a variable"),
+    (["--embed", "3"], "DIM:LAG"),
+    (["--observe", "x", "--embed", "3:5", "--latent", "2"], "latent (M = 2)"),
+    (["--observation", "linear"], "--observation"),
+])
+def test_bad_observation_options_exit_2_and_write_nothing(tmp_path, args, message):
+    for argv in (["reconstruct", "lorenz63", "--output-dir", tmp_path / "r"],
+                 ["train", "lorenz63", "-o", tmp_path / "m.keras", "--train-length", "600"]):
+        code, _, err = run([*argv, *args, *TINY])
+        assert code == 2 and message in err and err.count("\n") == 1, err
+    assert os.listdir(tmp_path) == []

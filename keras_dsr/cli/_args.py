@@ -2,7 +2,7 @@
 
 import argparse
 
-from keras_dsr.cli._shared import BACKENDS, MEASURES, METHODS, UsageError
+from keras_dsr.cli._shared import BACKENDS, MEASURES, METHODS, OBSERVATIONS, UsageError
 
 
 def _common(defaults):
@@ -111,6 +111,8 @@ RECIPE_OPTIONS = (
     ("--cell-init", "cell_init", str, "initialisation of the cell: 'random' or "
      "'least_squares' (polynomial cell: the field fitted to finite differences first)"),
     ("--latent", "latent_dim", _positive_int, "latent size M (default: N)"),
+    ("--observation", "observation", str, "observation model: 'identity' (the first N "
+     "latent units are observed) or 'affine' (x = B z, B learned)"),
     ("--hidden", "hidden_dim", _positive_int, "hidden size L"),
     ("--seq-len", "seq_len", _positive_int, "training window length T (steps)"),
     ("--batch-size", "batch_size", _positive_int, "windows per batch"),
@@ -129,6 +131,18 @@ RECIPE_OPTIONS = (
 )
 
 
+def add_observation_options(p):
+    """``--observe`` and ``--embed`` (:func:`keras_dsr.embedding.prepare`) of ``train`` and
+    ``reconstruct``."""
+    p.add_argument("--observe", metavar="VARS", help="train on these variables only: "
+                   "names (x, y, z, w) or column indices, comma-separated (default: all); "
+                   "test data and the floor are observed alike (recorded in the card)")
+    p.add_argument("--embed", metavar="auto|DIM:LAG|none", help="delay-embed the observed "
+                   "variables: 'auto' (lag from the first minimum of the auto mutual "
+                   "information, dimension by false nearest neighbours), 'DIM:LAG' (e.g. "
+                   "3:17) or 'none' (default)")
+
+
 def _add_recipe_options(p):
     from keras_dsr.recipes import CELL_INITS, CELLS, Recipe
 
@@ -140,6 +154,8 @@ def _add_recipe_options(p):
             kw = {"choices": CELL_INITS}
         if field == "method":
             kw = {"choices": METHODS}
+        if field == "observation":
+            kw = {"choices": OBSERVATIONS}
         default = "" if field == "chunk_size" else f" (default: {getattr(defaults, field)})"
         g.add_argument(flag, dest=field, type=typ, default=None, metavar=None if kw else "X",
                        help=text + default, **kw)

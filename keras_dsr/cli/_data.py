@@ -101,6 +101,7 @@ def _test_data(spec, args, card, length=None, seed=None):
     """
     seed = args.seed + 1 if seed is None else seed
     data = (card or {}).get("data", {})
+    obs = _observation(card)
     if _is_data_path(spec):
         raw, system = _load_file(spec)[0].astype("float64"), None
         dt = args.dt if args.dt is not None else (data.get("dt") if data.get("source") == "file"
@@ -110,14 +111,68 @@ def _test_data(spec, args, card, length=None, seed=None):
         system = _system(spec)
         dt = args.dt if args.dt is not None else (data.get("dt") if data.get("system") ==
                                                    system.name else None)
-        n = length or _default_test_length()
+        n = (length or _default_test_length()) + (obs.offset if obs is not None else 0)
         _say(args, f"simulating {system.name}: {n} test steps (seed {seed})")
         raw = _simulate(system.name, n, seed=seed, dt=dt, standardize=False).x
         dt = dt or system.dt
         info = {"source": "system", "system": system.name, "steps": n, "seed": seed}
     info["dt"] = dt
+    if obs is not None:  # the model's measurement: observed columns, delay embedding
+        try:
+            raw = obs.apply(raw)
+        except ValueError as e:
+            raise UsageError(f"{spec!r}: {e} (the model card's data.observation)") from None
+        info["observation"] = obs.to_dict()
     mean, std = _units(card, raw)
     return Data(((raw - mean) / std).astype("float32"), mean, std, dt, info, system)
+
+
+def _observation(card):
+    """The measurement the model was trained on (card ``data.observation``), or None."""
+    spec = ((card or {}).get("data") or {}).get("observation")
+    if spec is None:
+        return None
+    from keras_dsr.embedding import Observation
+
+    try:
+        return Observation.from_dict(spec)
+    except (TypeError, ValueError, AttributeError) as e:
+        raise UsageError(f"model card: 'data.observation' must be an object with columns, "
+                         f"dim and lag ({e}).") from None
+
+
+def _check_observation_options(args, n_variables=None):
+    """``--observe`` (when the number of variables is known) and ``--embed``, before any work."""
+    from keras_dsr.embedding import parse_embed, parse_observe
+
+    try:
+        parse_embed(args.embed)
+        if n_variables is not None:
+            parse_observe(args.observe, n_variables)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _observed_training_data(data, args, recipe):
+    """``(data, recipe)`` after ``--observe`` / ``--embed``: the observed columns, delay
+    embedded, with per-column statistics and the measurement recorded for the card."""
+    if args.observe is None and args.embed is None:
+        return data, recipe
+    from keras_dsr.embedding import prepare
+
+    try:
+        prep = prepare(data.x, observe=args.observe, embed=args.embed,
+                       latent=recipe.latent_dim, observation=recipe.observation)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    obs = prep.observation
+    _say(args, f"observed columns {list(obs.columns) if obs.columns else 'all'}; delay "
+               f"embedding dimension {obs.dim}, lag {obs.lag} -> {prep.x.shape[1]} "
+               f"variables, {prep.x.shape[0]} steps")
+    info = dict(data.info, observation=obs.to_dict())
+    observed = Data(prep.x, obs.per_column(data.mean), obs.per_column(data.std), data.dt,
+                    info, data.system)
+    return observed, recipe.replace(**prep.recipe_changes())
 
 
 def _units(card, raw):

@@ -10,6 +10,7 @@ BACKENDS = ("jax", "tensorflow", "torch")
 
 
 METHODS = ("deer", "quasi", "damped", "sequential")
+OBSERVATIONS = ("identity", "affine")
 
 
 MEASURES = ("dstsp", "dh", "pe", "lyap")

@@ -4,11 +4,11 @@ import os
 import sys
 
 from keras_dsr.cli._args import _check_length, _recipe
-from keras_dsr.cli._data import _training_data
+from keras_dsr.cli._data import _check_observation_options, _observed_training_data, _training_data
 from keras_dsr.cli._interrupt import _InterruptCheck, _raise_if_interrupted
 from keras_dsr.cli._shared import _check_out, _check_output, _say, _verbose
 from keras_dsr.cli.card import _backup_dir, _card_paths, _final_logs, _make_card, _save_model
-from keras_dsr.cli._args import _add_recipe_options, _nonneg_float, _positive_float
+from keras_dsr.cli._args import _add_recipe_options, _nonneg_float, _positive_float, add_observation_options
 from keras_dsr.cli._shared import DATA_HELP
 
 
@@ -17,7 +17,8 @@ def cmd_train(args):
     _check_output(args.output, (".keras",))
     for path in (args.output, *_card_paths(args.output)):
         _check_out(path)
-    data = _training_data(args.data, args, recipe)
+    _check_observation_options(args)
+    data, recipe = _observed_training_data(_training_data(args.data, args, recipe), args, recipe)
     _check_length(recipe, data)
     from keras_dsr.recipes import train
 
@@ -61,6 +62,7 @@ def add_arguments(p):
                    "in the card), or to simulate a system with")
     p.add_argument("--noise", type=_nonneg_float, default=0.0,
                    help="observation noise of simulated data (default 0)")
+    add_observation_options(p)
     p.add_argument("--resume", action="store_true", help="keep the state of the last "
                    "completed epoch in MODEL.keras.backup/ while training (Keras "
                    "BackupAndRestore) and continue from it if it exists; pass it to the first "
