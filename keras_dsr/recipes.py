@@ -294,9 +294,10 @@ def make_cell(recipe, n_features):
     from keras_dsr import cells
 
     m = recipe.latent_dim or n_features
-    if m < n_features:
+    if m < n_features and recipe.observation != "affine":
         raise ValueError(f"Recipe: `latent_dim` ({m}) must be >= the number of observed "
-                         f"features ({n_features}).")
+                         f"features ({n_features}) with the identity observation (the "
+                         f"affine observation x = B z allows fewer).")
     seed = recipe.weight_seed
     if recipe.cell == "clipped_shplrnn":
         return cells.ClippedShallowPLRNN(m, recipe.hidden_dim, seed=seed, name="cell")

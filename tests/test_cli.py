@@ -302,3 +302,14 @@ def test_bad_observation_options_exit_2_and_write_nothing(tmp_path, args, messag
         code, _, err = run([*argv, *args, *TINY])
         assert code == 2 and message in err and err.count("\n") == 1, err
     assert os.listdir(tmp_path) == []
+
+
+def test_train_affine_observation_with_fewer_latent_units(tmp_path, data_file):
+    code, _, err = run(["train", data_file, "-o", tmp_path / "m.keras", "--latent", "2",
+                        "--observation", "affine", *TINY])
+    assert code == 0, err
+    card = json.loads((tmp_path / "m.json").read_text())
+    assert card["recipe"]["latent_dim"] == 2 and card["recipe"]["observation"] == "affine"
+    code, _, err = run(["train", data_file, "-o", tmp_path / "n.keras", "--latent", "2",
+                        *TINY])
+    assert code == 2 and "--observation affine" in err

@@ -75,6 +75,26 @@ def test_cells(cell):
     assert c.latent_dim == 5
     with pytest.raises(ValueError, match="must be >= the number of observed"):
         make_cell(Recipe(cell=cell, latent_dim=2), 3)
+    # the affine observation x = B z maps M = 2 latent units to N = 3 observed ones
+    assert make_cell(Recipe(cell=cell, latent_dim=2, observation="affine"), 3).latent_dim == 2
+
+
+def test_affine_observation_with_fewer_latent_units_trains_and_generates():
+    """M = 2 < N = 3 with the affine observation (the lab's EEG setup has M = 16, N = 64):
+    a few training steps, predictions equal to a numpy loop of GTF through pinv(B), and
+    a finite free run."""
+    from test_dsr_model import forced_loop_numpy
+
+    x = simulate("lorenz63", 1_000, seed=0).x
+    model, _, _ = train(Recipe(latent_dim=2, observation="affine", hidden_dim=8, seq_len=50,
+                               batch_size=2, steps=4, steps_per_epoch=2, alpha=0.3,
+                               method="sequential", train_length=1_000), x, verbose=0)
+    assert model.cell.latent_dim == 2 and model.observed_dim == 3
+    windows = np.stack([x[:60], x[100:160]]).astype("float32")
+    pred = np.asarray(keras.ops.convert_to_numpy(model(windows)))
+    np.testing.assert_allclose(pred, forced_loop_numpy(model, windows, 0.3), rtol=1e-4,
+                               atol=1e-5)
+    assert np.all(np.isfinite(model.generate(x[0], 500)))
 
 
 def test_train_lowers_loss_and_reconstruct_scores():

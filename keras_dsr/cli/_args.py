@@ -193,6 +193,8 @@ def _check_length(recipe, data):
 
 
 def _check_latent(recipe, n_features):
-    if recipe.latent_dim is not None and recipe.latent_dim < n_features:
+    if (recipe.latent_dim is not None and recipe.latent_dim < n_features
+            and recipe.observation != "affine"):
         raise UsageError(f"--latent {recipe.latent_dim}: the latent size must be at least the "
-                         f"number of observed variables ({n_features}).")
+                         f"number of observed variables ({n_features}) with the identity "
+                         f"observation (--observation affine allows fewer).")
