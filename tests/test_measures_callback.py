@@ -168,7 +168,7 @@ def test_optional_pe_and_lyapunov():
 
 def test_constructor_errors():
     x = np.zeros((100, 3))
-    with pytest.raises(ValueError, match="every must be an integer >= 1"):
+    with pytest.raises(ValueError, match=r"every \(epochs\) must be an integer >= 1"):
         DSRMeasures(x, every=0)
     with pytest.raises(ValueError, match=r"x_test must have shape \[T, N\]"):
         DSRMeasures(np.zeros(100))
