@@ -169,13 +169,19 @@ def console_main(argv=None):
 
     After Ctrl-C (exit code 130) the process ends at once, without the interpreter's
     shutdown, during which a backend's compile threads that were cut short can crash
-    it (a segmentation fault after Ctrl-C).
+    it (a segmentation fault after Ctrl-C). Once the command has returned, Ctrl-C is
+    ignored while the interpreter shuts down, so the exit code is the command's.
     """
     code = main(argv)
     if code == 130:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(130)
+    try:  # the work is done: a Ctrl-C now must not kill the interpreter's shutdown (which
+        # restores the default SIGINT action, ending the process by the signal: -2)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # pragma: no cover - not the main thread
+        pass
     return code
 
 
