@@ -1,4 +1,4 @@
-"""One check for the integer arguments of keras_dsr (sizes, steps, seeds, counts).
+"""The argument checks of keras_dsr: integers (sizes, steps, seeds, counts) and data arrays.
 
 Example:
     >>> check_int(3, "steps")
@@ -29,3 +29,51 @@ def check_int(value, name, low=1, where=None):
         prefix = f"{where}: " if where else ""
         raise ValueError(f"{prefix}{name} must be an integer >= {low}, got {value!r}.")
     return int(value)
+
+
+def check_array(x, name, min_length=1, dtype=None):
+    """A finite real array ``[T, N]`` (``[T]`` becomes ``[T, 1]``) with ``T >= min_length``.
+
+    ``dtype``: the working dtype; finite values beyond its range (1e39 in
+    float32) are refused here rather than becoming inf later.
+    """
+    try:
+        x = np.asarray(x)
+    except Exception as e:  # noqa: BLE001
+        raise TypeError(f"{name} must be an array [T, N] or [T], got {type(x)}.") from e
+    if np.iscomplexobj(x):
+        raise TypeError(f"{name} is complex ({x.dtype}); only real-valued data are allowed "
+                        "(pass x.real or np.abs(x) explicitly if that is what you mean).")
+    if x.dtype == object or not np.issubdtype(x.dtype, np.number):
+        raise TypeError(f"{name} must be numeric, got dtype {x.dtype}.")
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise ValueError(
+            f"{name} must have shape [T, N] or [T] (time steps x variables), got shape "
+            f"{x.shape}."
+        )
+    if x.shape[1] < 1:
+        raise ValueError(f"{name} has no variables (shape {x.shape}).")
+    if x.shape[0] < min_length:
+        raise ValueError(
+            f"{name} is too short: {x.shape[0]} time steps, at least {min_length} needed."
+        )
+    bad = ~np.isfinite(x)
+    if bad.any():
+        t, n = np.argwhere(bad)[0]
+        raise ValueError(
+            f"{name} contains {int(bad.sum())} NaN/inf value(s); the first is at time "
+            f"step {t}, variable {n}."
+        )
+    if dtype is not None and np.issubdtype(np.dtype(dtype), np.floating):
+        limit = float(np.finfo(dtype).max)
+        big = np.abs(x.astype(np.float64, copy=False)) > limit
+        if big.any():
+            t, n = np.argwhere(big)[0]
+            raise ValueError(
+                f"{name} has {int(big.sum())} finite value(s) too large for {np.dtype(dtype)} "
+                f"(|x| > {limit:.3g}); the first is {x[t, n]:.3g} at time step {t}, variable "
+                f"{n}. Rescale the data or choose a wider dtype."
+            )
+    return x

@@ -19,58 +19,13 @@ import os
 import keras
 import numpy as np
 
-from keras_dsr._checks import check_int
+from keras_dsr._checks import check_array, check_int
 
 __all__ = ["TrajectoryWindows", "load_trajectory", "standardize"]
 
 MIN_LENGTH = 10
 
 
-def _check_array(x, name, min_length=MIN_LENGTH, dtype=None):
-    """Validate one trajectory: a finite [T, N] real array with T >= min_length.
-
-    ``dtype``: the working dtype; finite values beyond its range (1e39 in
-    float32) are refused here rather than becoming inf later.
-    """
-    try:
-        x = np.asarray(x)
-    except Exception as e:  # noqa: BLE001
-        raise TypeError(f"{name} must be an array [T, N], got {type(x)}.") from e
-    if np.iscomplexobj(x):
-        raise TypeError(f"{name} is complex ({x.dtype}); only real-valued data are allowed "
-                        "(pass x.real or np.abs(x) explicitly if that is what you mean).")
-    if x.dtype == object or not np.issubdtype(x.dtype, np.number):
-        raise TypeError(f"{name} must be numeric, got dtype {x.dtype}.")
-    if x.ndim == 1:
-        x = x[:, None]
-    if x.ndim != 2:
-        raise ValueError(
-            f"{name} must have shape [T, N] (time steps x variables), got shape {x.shape}."
-        )
-    if x.shape[1] < 1:
-        raise ValueError(f"{name} has no variables (shape {x.shape}).")
-    if x.shape[0] < min_length:
-        raise ValueError(
-            f"{name} is too short: {x.shape[0]} time steps, at least {min_length} needed."
-        )
-    bad = ~np.isfinite(x)
-    if bad.any():
-        t, n = np.argwhere(bad)[0]
-        raise ValueError(
-            f"{name} contains {int(bad.sum())} NaN/inf value(s); the first is at time "
-            f"step {t}, variable {n}."
-        )
-    if dtype is not None and np.issubdtype(np.dtype(dtype), np.floating):
-        limit = float(np.finfo(dtype).max)
-        big = np.abs(x.astype(np.float64, copy=False)) > limit
-        if big.any():
-            t, n = np.argwhere(big)[0]
-            raise ValueError(
-                f"{name} has {int(big.sum())} finite value(s) too large for {np.dtype(dtype)} "
-                f"(|x| > {limit:.3g}); the first is {x[t, n]:.3g} at time step {t}, variable "
-                f"{n}. Rescale the data or choose a wider dtype."
-            )
-    return x
 
 
 def standardize(x, mean=None, std=None):
@@ -159,7 +114,7 @@ def load_trajectory(path, min_length=MIN_LENGTH, delimiter=",", dtype="float32",
             ) from e
     else:
         raise ValueError(f"Unsupported file type {ext!r} for {path!r}; expected .npy or .csv.")
-    x = _check_array(x, f"The data in {path!r}", min_length=min_length, dtype=dtype)
+    x = check_array(x, f"The data in {path!r}", min_length=min_length, dtype=dtype)
     if x.shape[1] > x.shape[0]:
         raise ValueError(
             f"The data in {path!r} has shape {x.shape}: more variables than time steps. "
@@ -225,7 +180,8 @@ class TrajectoryWindows(keras.utils.PyDataset):
         if not trajs:
             raise ValueError("data must be an array [T, N] or a non-empty list of them.")
         self.trajectories = [
-            _check_array(x, f"data[{k}]" if len(trajs) > 1 else "data", dtype=dtype).astype(dtype)
+            check_array(x, f"data[{k}]" if len(trajs) > 1 else "data", MIN_LENGTH,
+                        dtype).astype(dtype)
             for k, x in enumerate(trajs)
         ]
         n = {x.shape[1] for x in self.trajectories}
@@ -241,7 +197,7 @@ class TrajectoryWindows(keras.utils.PyDataset):
                 )
             self.inputs = []
             for k, (u, x) in enumerate(zip(ins, self.trajectories)):
-                u = _check_array(u, f"inputs[{k}]", min_length=1).astype(dtype)
+                u = check_array(u, f"inputs[{k}]").astype(dtype)
                 if u.shape[0] != x.shape[0]:
                     raise ValueError(
                         f"inputs[{k}] has {u.shape[0]} time steps but data[{k}] has "

@@ -12,8 +12,7 @@ trajectory and follow the conventions of the Durstewitz lab's GTF/ALRNN code:
 * :func:`prediction_error` (PE(n)): from each test point x_t the model generates
   n = 20 steps; mean squared error of the n-th generated step against x_{t+n}.
 * :func:`lyapunov_max_model` (lambda_max): Benettin / QR on the model's Jacobians
-  along a long generated trajectory, divided by the sampling interval dt (per
-  time unit); see :mod:`keras_dsr.lyapunov`.
+  along a generated trajectory, per time unit (:mod:`keras_dsr.lyapunov`).
 
 Evaluation protocol (:func:`generate_for_evaluation`): from an initial condition
 taken from the test data, generate ``1.25 * T_test`` steps and drop the first
@@ -275,7 +274,8 @@ def power_spectrum_distance(x_true, x_gen, sigma=20.0, nonfinite="warn",
         float in [0, 1] (or ``(mean, [N])``).
 
     Example:
-        >>> x = np.random.default_rng(0).normal(size=(4096, 2))
+        >>> t = 0.05 * np.arange(4096)
+        >>> x = np.stack([np.sin(t), np.cos(3 * t)], axis=1)
         >>> power_spectrum_distance(x, x)
         0.0
     """

@@ -48,7 +48,8 @@ import numpy as np
 
 from keras_dsr import recipes
 from keras_dsr.callbacks import DSRMeasures
-from keras_dsr.data import _check_array
+from keras_dsr._checks import check_array
+from keras_dsr.data import MIN_LENGTH
 from keras_dsr.models.engine import TrainingDiverged
 from keras_dsr.schedules import ESTIMATORS, canonical_estimator
 
@@ -182,11 +183,11 @@ class DSRHyperModel(kt.HyperModel):
                  measures_every=1, name=None, tunable=True):
         super().__init__(name=name, tunable=tunable)
         trains = list(x_train) if isinstance(x_train, (list, tuple)) else [x_train]
-        self.x_train = [_check_array(x, "x_train").astype("float32") for x in trains]
+        self.x_train = [check_array(x, "x_train", MIN_LENGTH).astype("float32") for x in trains]
         n = self.x_train[0].shape[1]
         if any(x.shape[1] != n for x in self.x_train):
             raise ValueError("All training trajectories must have the same number of variables.")
-        self.x_val = _check_array(x_val, "x_val").astype("float32")
+        self.x_val = check_array(x_val, "x_val", MIN_LENGTH).astype("float32")
         if self.x_val.shape[1] != n:
             raise ValueError(f"x_val has {self.x_val.shape[1]} variables, x_train {n}.")
         self.n_features = n

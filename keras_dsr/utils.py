@@ -1,24 +1,19 @@
 """Backend-dispatching helpers for code outside ``model.fit`` (demos, benchmarks), and
 :func:`set_random_seed`."""
 
-import random
-import sys
-
 import keras
-import numpy as np
 from keras import ops
 
 from keras_dsr._checks import check_int
 
 
 def set_random_seed(seed):
-    """Seed Python's ``random``, NumPy, the backend and Keras's global ``SeedGenerator``.
+    """``keras.utils.set_random_seed(seed)`` with the seed checked first.
 
-    The same random streams as ``keras.utils.set_random_seed(seed)`` (the weights of
-    unseeded initialisers, ``keras.random`` without a seed, the batch order of
-    ``fit``), without its side effect: it seeds TensorFlow whenever TF is *installed*,
-    which imports TF under the JAX or PyTorch backend too (seconds, ~400 MB, and TF's
-    log lines). Here TF is seeded only when it is the backend or already imported.
+    Seeds Python's ``random``, NumPy, the backend and Keras's global ``SeedGenerator``
+    (the weights of unseeded initialisers, ``keras.random`` without a seed, the batch
+    order of ``fit``). When TensorFlow is installed, Keras imports and seeds it under
+    every backend (Keras imports it anyway when it saves a model).
     :func:`keras_dsr.recipes.train` uses it.
 
     Args:
@@ -31,27 +26,7 @@ def set_random_seed(seed):
         >>> bool(keras.ops.all(a == keras.random.normal((2,))))
         True
     """
-    seed = check_int(seed, "seed", 0, "set_random_seed")
-    if keras.backend.backend() == "tensorflow" or "tensorflow" in sys.modules:
-        keras.utils.set_random_seed(seed)
-        return
-    try:  # what keras.utils.set_random_seed does, less the TF import
-        from keras.src.backend.common import global_state
-        from keras.src.random import seed_generator
-        from keras.src.utils import rng_utils
-
-        keys = (rng_utils.GLOBAL_RANDOM_SEED, seed_generator.GLOBAL_SEED_GENERATOR)
-    except (ImportError, AttributeError):  # another Keras layout: the public call
-        keras.utils.set_random_seed(seed)
-        return
-    global_state.set_global_attribute(keys[0], seed)
-    global_state.set_global_attribute(keys[1], None)  # recreated from the seed
-    random.seed(seed)
-    np.random.seed(seed)
-    if keras.backend.backend() == "torch":
-        import torch
-
-        torch.manual_seed(seed)
+    keras.utils.set_random_seed(check_int(seed, "seed", 0, "set_random_seed"))
 
 
 def compile_function(fn):

@@ -367,7 +367,7 @@ def test_bad_input():
         set_alpha(model, -0.1)
     with pytest.raises(ValueError, match="`x0`"):
         model.generate(np.zeros((2, 4), "float32"), 10)
-    with pytest.raises(ValueError, match="`steps`"):
+    with pytest.raises(ValueError, match="generate: steps must be an integer >= 1"):
         model.generate(x[:, 0], 0)
     with pytest.raises(ValueError, match="N <= M"):
         DSRModel(latent_dim=2).build((None, 10, 3))

@@ -53,9 +53,9 @@ def test_delay_embed_bad_input():
         E.delay_embed(x, 4, 3)
     with pytest.raises(ValueError, match="strictly increasing offsets starting at 0"):
         E.delay_embed(x, 3, [0, 3, 3])
-    with pytest.raises(ValueError, match=r"shape \[T\] or \[T, C\]"):
+    with pytest.raises(ValueError, match=r"shape \[T, N\] or \[T\]"):
         E.delay_embed(np.zeros((4, 4, 4)), 2, 1)
-    with pytest.raises(ValueError, match="NaN or inf"):
+    with pytest.raises(ValueError, match="NaN/inf"):
         E.delay_embed([0.0, np.nan, 1.0], 2, 1)
     with pytest.raises(TypeError, match="numeric"):
         E.delay_embed(np.array(["a", "b"]), 1, 1)

@@ -278,9 +278,3 @@ class KerasCellAdapter(keras.layers.Layer):
         config = super().get_config()
         config["cell"] = keras.saving.serialize_keras_object(self.cell)
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["cell"] = keras.saving.deserialize_keras_object(config["cell"])
-        return cls(**config)

@@ -293,7 +293,8 @@ class ALRNN(DSRCell):
 
     Example:
         >>> cell = ALRNN(latent_dim=20, num_relu=2)
-        >>> cell(keras.random.normal((4, 20))).shape
+        >>> z = cell(keras.random.normal((4, 20)))
+        >>> tuple(z.shape)
         (4, 20)
     """
 

@@ -2,37 +2,16 @@
 
 import numpy as np
 
+from keras_dsr._checks import check_array, check_int
+
 def _as_series(x, name="x"):
     """Validate a finite numeric series [T] or [T, C]; return it as float64 [T, C]."""
-    try:
-        arr = np.asarray(x)
-    except Exception as e:  # noqa: BLE001
-        raise TypeError(f"{name} must be an array [T] or [T, C], got {type(x)}.") from e
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
-                                   or arr.dtype == bool):
-        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}.")
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2:
-        raise ValueError(
-            f"{name} must have shape [T] or [T, C] (time steps x channels), got shape "
-            f"{arr.shape}."
-        )
-    arr = arr.astype(np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or inf values.")
-    return arr
-
-
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
+    return check_array(x, name).astype(np.float64)
 
 
 def _delays(dim, lag):
     """Offsets (0, ...) of the delay coordinates from ``dim`` and ``lag``."""
-    dim = _check_int(dim, "dim", 1)
+    dim = check_int(dim, "dim", 1)
     if isinstance(lag, (list, tuple, np.ndarray)):
         offsets = [int(v) for v in np.asarray(lag).ravel()]
         if (len(offsets) != dim or offsets[0] != 0 or any(
@@ -42,7 +21,7 @@ def _delays(dim, lag):
                 f"offsets starting at 0, got {list(np.asarray(lag).ravel())!r}."
             )
         return np.asarray(offsets)
-    lag = _check_int(lag, "lag", 1)
+    lag = check_int(lag, "lag", 1)
     return lag * np.arange(dim)
 
 
@@ -114,10 +93,10 @@ def auto_mutual_information(x, max_lag, bins=None):
         )
     x = x[:, 0]
     T = x.size
-    max_lag = _check_int(max_lag, "max_lag", 1)
+    max_lag = check_int(max_lag, "max_lag", 1)
     if max_lag > T - 2:
         raise ValueError(f"max_lag must be < T - 1 = {T - 1}, got {max_lag}.")
-    bins = _sturges_bins(T) if bins is None else _check_int(bins, "bins", 2)
+    bins = _sturges_bins(T) if bins is None else check_int(bins, "bins", 2)
     lo, hi = float(x.min()), float(x.max())
     if hi <= lo:
         raise ValueError("x is constant: its mutual information is undefined.")
@@ -200,7 +179,7 @@ def estimate_lag(x, max_lag=None, bins=None, return_method=False):
     T = x.shape[0]
     if max_lag is None:
         max_lag = max(2, min(T // 10, 500))
-    max_lag = _check_int(max_lag, "max_lag", 2)
+    max_lag = check_int(max_lag, "max_lag", 2)
     if max_lag > T - 2:
         raise ValueError(f"max_lag must be < T - 1 = {T - 1}, got {max_lag}.")
     best = None

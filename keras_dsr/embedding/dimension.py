@@ -3,7 +3,8 @@
 import numpy as np
 from scipy.spatial import cKDTree
 
-from keras_dsr.embedding.delay import _as_series, _check_int, delay_embed, estimate_lag
+from keras_dsr._checks import check_int
+from keras_dsr.embedding.delay import _as_series, delay_embed, estimate_lag
 
 def _nearest_outside_window(points, theiler, k0=None):
     """Index of each point's nearest neighbour j with |i - j| > theiler (Euclidean).
@@ -61,9 +62,9 @@ def false_nearest_neighbors(x, lag, max_dim=8, rtol=15.0, atol=2.0, theiler=None
         float64 array ``[max_dim]``: entry d-1 is the false fraction at dim d.
     """
     x = _as_series(x)
-    lag = _check_int(lag, "lag", 1)
-    max_dim = _check_int(max_dim, "max_dim", 1)
-    theiler = lag if theiler is None else _check_int(theiler, "theiler", 0)
+    lag = check_int(lag, "lag", 1)
+    max_dim = check_int(max_dim, "max_dim", 1)
+    theiler = lag if theiler is None else check_int(theiler, "theiler", 0)
     if not (np.isscalar(rtol) and rtol > 0 and np.isscalar(atol) and atol > 0):
         raise ValueError(f"rtol and atol must be positive numbers, got {rtol!r}, {atol!r}.")
     r_a = float(np.sqrt(np.sum(x.var(axis=0))))
@@ -110,9 +111,9 @@ def cao_e1_e2(x, lag, max_dim=8, theiler=None):
         ``(e1, e2)``: float64 arrays ``[max_dim]``, entry d-1 for dimension d.
     """
     x = _as_series(x)
-    lag = _check_int(lag, "lag", 1)
-    max_dim = _check_int(max_dim, "max_dim", 1)
-    theiler = lag if theiler is None else _check_int(theiler, "theiler", 0)
+    lag = check_int(lag, "lag", 1)
+    max_dim = check_int(max_dim, "max_dim", 1)
+    theiler = lag if theiler is None else check_int(theiler, "theiler", 0)
     T = x.shape[0]
     if T - (max_dim + 1) * lag < 2 * theiler + 3:
         raise ValueError(

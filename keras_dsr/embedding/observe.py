@@ -20,7 +20,8 @@ from typing import Optional, Tuple, Union
 
 import numpy as np
 
-from keras_dsr.embedding.delay import _as_series, _check_int, _delays, delay_embed
+from keras_dsr._checks import check_int
+from keras_dsr.embedding.delay import _as_series, _delays, delay_embed
 from keras_dsr.embedding.dimension import choose_embedding
 
 __all__ = ["Observation", "Prepared", "parse_embed", "parse_observe", "prepare"]
@@ -78,7 +79,7 @@ def parse_embed(spec):
         spec = tuple(int(p) for p in parts)
     if not isinstance(spec, (tuple, list)) or len(spec) != 2:
         raise ValueError(f"embed must be 'auto', 'DIM:LAG' or a (dim, lag) pair, got {spec!r}.")
-    return _check_int(spec[0], "embed dim", 1), _check_int(spec[1], "embed lag", 1)
+    return check_int(spec[0], "embed dim", 1), check_int(spec[1], "embed lag", 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,7 +226,7 @@ def prepare(x, observe=None, embed=None, latent=None, observation="identity", me
     y = obs.apply(x)
     n = y.shape[1]
     if latent is not None:
-        latent = _check_int(latent, "latent", 1)
+        latent = check_int(latent, "latent", 1)
         if latent < n and observation == "identity":
             raise ValueError(f"latent (M = {latent}) must be >= the number of observed "
                              f"columns N = {n} (channels x embedding dimension) with the "

@@ -26,10 +26,12 @@ _NAME = "DEERLayer"
 
 
 def _in_untracked_jax_trace(value):
-    """True for a JAX tracer outside a Keras StatelessScope.
+    """True for a JAX tracer outside a Keras ``StatelessScope``.
 
     Assigning it to a variable would leak the tracer out of ``jax.jit``; inside a
     StatelessScope (``stateless_call``, ``model.fit``) Keras collects the update.
+    Whether one is open is read from a probe scope's ``original_scope`` (the scope
+    it was entered in).
     """
     if keras.backend.backend() != "jax":
         return False
@@ -37,11 +39,9 @@ def _in_untracked_jax_trace(value):
 
     if not isinstance(value, jax.core.Tracer):
         return False
-    try:
-        from keras.src.backend.common.stateless_scope import in_stateless_scope
-    except ImportError:  # pragma: no cover - keras internals moved
-        return True
-    return not in_stateless_scope()
+    with keras.StatelessScope(initialize_variables=False) as probe:
+        pass
+    return getattr(probe, "original_scope", None) is None
 
 
 def _check_tolerance(value, name):
@@ -403,9 +403,3 @@ class DEERLayer(keras.layers.Layer):
             }
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["cell"] = keras.saving.deserialize_keras_object(config["cell"])
-        return cls(**config)

@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from keras_dsr import schedules as schedules_lib
+from keras_dsr._checks import check_int
 from keras_dsr.layers.gtf_deer import GTFDEERLayer
 from keras_dsr.losses import ObservationMSE
 from keras_dsr.metrics import LastValue
@@ -84,11 +85,9 @@ class DSRModel(FreeRunning, GuardedModel):
             cell = keras.saving.deserialize_keras_object(cell)
         self.schedule = schedules_lib.get(alpha if gtf is None else gtf,
                                           estimator=alpha_estimator)
-        if latent_dim is not None and (isinstance(latent_dim, bool)
-                                       or not isinstance(latent_dim, int) or latent_dim < 1):
-            raise ValueError(f"`latent_dim` must be a positive int or None, got {latent_dim!r}.")
-        if isinstance(hidden_dim, bool) or not isinstance(hidden_dim, int) or hidden_dim < 1:
-            raise ValueError(f"`hidden_dim` must be a positive int, got {hidden_dim!r}.")
+        if latent_dim is not None:
+            latent_dim = check_int(latent_dim, "latent_dim", 1, "DSRModel")
+        hidden_dim = check_int(hidden_dim, "hidden_dim", 1, "DSRModel")
         regularizers = list(regularizers or [])
         regularizers = [keras.saving.deserialize_keras_object(r) if isinstance(r, dict) else r
                         for r in regularizers]
@@ -265,10 +264,8 @@ class DSRModel(FreeRunning, GuardedModel):
         """
         if not self.built:
             raise ValueError("DSRModel.generate: the model is not built; fit or build it first.")
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-            raise ValueError(f"`steps` must be a positive int, got {steps!r}.")
-        if isinstance(burn_in, bool) or not isinstance(burn_in, (int, np.integer)) or burn_in < 0:
-            raise ValueError(f"`burn_in` must be an int >= 0, got {burn_in!r}.")
+        steps = check_int(steps, "steps", 1, "DSRModel.generate")
+        burn_in = check_int(burn_in, "burn_in", 0, "DSRModel.generate")
         if (x0 is None) == (state is None):
             raise ValueError("DSRModel.generate: give exactly one of `x0` and `state`.")
         m = self.cell.latent_dim

@@ -26,6 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_dsr._checks import check_int
 from keras_dsr.layers.parallel_scan_rnn import ParallelScanRNN
 from keras_dsr.models._checks import is_array as _is_array
 from keras_dsr.models._checks import validate_windows
@@ -68,51 +69,24 @@ class SSMModel(FreeRunning, GuardedModel):
         >>> traj = model.generate(windows[0, -1], steps=1000)  # [1000, 3]
     """
 
-    def __init__(
-        self,
-        n_features,
-        units=64,
-        readout_units=(64,),
-        activation="gelu",
-        selective=False,
-        complex_modes=True,
-        r_min=0.5,
-        r_max=0.99,
-        max_phase=2.0 * math.pi,
-        skip_input=True,
-        residual=True,
-        seed=None,
-        **kwargs,
-    ):
+    #: The arguments passed on to :class:`~keras_dsr.layers.ParallelScanRNN`.
+    RNN_ARGS = ("units", "readout_units", "activation", "selective", "complex_modes",
+                "r_min", "r_max", "max_phase", "skip_input", "seed")
+
+    def __init__(self, n_features, units=64, readout_units=(64,), activation="gelu",
+                 selective=False, complex_modes=True, r_min=0.5, r_max=0.99,
+                 max_phase=2.0 * math.pi, skip_input=True, residual=True, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if (
-            isinstance(n_features, bool)
-            or not isinstance(n_features, (int, np.integer))
-            or n_features < 1
-        ):
-            raise ValueError(
-                f"SSMModel: `n_features` must be a positive integer, got {n_features!r}."
-            )
-        self.n_features = int(n_features)
+        self.n_features = check_int(n_features, "n_features", 1, "SSMModel")
         self.residual = bool(residual)
+        # Residual: the untrained model is persistence (x_hat_t = x_{t-1}), the natural
+        # baseline at a small time step, not O(1) random increments.
         self.rnn = ParallelScanRNN(
-            units,
-            units_out=self.n_features,
-            readout_units=readout_units,
-            activation=activation,
-            selective=selective,
-            complex_modes=complex_modes,
-            r_min=r_min,
-            r_max=r_max,
-            max_phase=max_phase,
-            skip_input=skip_input,
-            # Residual: the untrained model is persistence (x_hat_t = x_{t-1}), the
-            # natural baseline at a small time step, not O(1) random increments.
+            units, units_out=self.n_features, readout_units=readout_units,
+            activation=activation, selective=selective, complex_modes=complex_modes,
+            r_min=r_min, r_max=r_max, max_phase=max_phase, skip_input=skip_input,
             output_initializer="zeros" if self.residual else "glorot_uniform",
-            seed=seed,
-            dtype=self.dtype_policy,
-            name="rnn",
-        )
+            seed=seed, dtype=self.dtype_policy, name="rnn")
 
     # ---------------------------------------------------------------- Keras API
     def build(self, input_shape=None):
@@ -263,10 +237,8 @@ class SSMModel(FreeRunning, GuardedModel):
         Example:
             >>> traj = model.generate(x_test[0], steps=5000)   # x_test [T, N]
         """
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-            raise ValueError(f"SSMModel.generate: `steps` must be a positive integer, got {steps!r}.")
-        if isinstance(burn_in, bool) or not isinstance(burn_in, (int, np.integer)) or burn_in < 0:
-            raise ValueError(f"SSMModel.generate: `burn_in` must be an int >= 0, got {burn_in!r}.")
+        steps = check_int(steps, "steps", 1, "SSMModel.generate")
+        burn_in = check_int(burn_in, "burn_in", 0, "SSMModel.generate")
         if (x0 is None) == (state is None):
             raise ValueError("SSMModel.generate: give exactly one of `x0` and `state`.")
         if not self.built:
@@ -323,22 +295,8 @@ class SSMModel(FreeRunning, GuardedModel):
     def get_config(self):
         config = super().get_config()
         rnn = self.rnn.get_config()
-        config.update(
-            {
-                "n_features": self.n_features,
-                "units": rnn["units"],
-                "readout_units": rnn["readout_units"],
-                "activation": rnn["activation"],
-                "selective": rnn["selective"],
-                "complex_modes": rnn["complex_modes"],
-                "r_min": rnn["r_min"],
-                "r_max": rnn["r_max"],
-                "max_phase": rnn["max_phase"],
-                "skip_input": rnn["skip_input"],
-                "residual": self.residual,
-                "seed": rnn["seed"],
-            }
-        )
+        config.update({name: rnn[name] for name in self.RNN_ARGS})
+        config.update(n_features=self.n_features, residual=self.residual)
         return config
 
     @classmethod

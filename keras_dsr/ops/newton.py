@@ -64,6 +64,23 @@ def _diagonal(jac):
     return ops.diagonal(jac, axis1=-2, axis2=-1)
 
 
+def _time_axis(arr, name, z0, last, t):
+    """T of ``arr`` ``[..., T, last]`` (``last`` None: any) with the leading dims of ``z0``;
+    it must equal ``t`` when that is known."""
+    lead = tuple(z0.shape[:-1])
+    want = "K" if last is None else "M"
+    if (len(arr.shape) != len(z0.shape) + 1 or tuple(arr.shape[:-2]) != lead
+            or (last is not None and arr.shape[-1] != last)):
+        raise ValueError(
+            f"`{name}` must have shape [..., T, {want}] with the leading dims of `z0` "
+            f"{tuple(z0.shape)}; got {tuple(arr.shape)}."
+        )
+    if t is not None and t != arr.shape[-2]:
+        raise ValueError(f"`{name}` has T={arr.shape[-2]} steps, but the sequence length "
+                         f"(`length` or `inputs`) is {t}.")
+    return arr.shape[-2]
+
+
 def _validate(step_fn, z0, inputs, length, initial_guess, jacobian_fn, max_iter):
     if not callable(step_fn):
         raise TypeError(f"`step_fn` must be callable f(z_prev, u), got {type(step_fn)}.")
@@ -73,31 +90,11 @@ def _validate(step_fn, z0, inputs, length, initial_guess, jacobian_fn, max_iter)
         )
     if len(z0.shape) < 1:
         raise ValueError(f"`z0` must have shape [..., M], got shape {tuple(z0.shape)}.")
-    lead, m = tuple(z0.shape[:-1]), z0.shape[-1]
+    m = z0.shape[-1]
     t = length
-    if inputs is not None:
-        if len(inputs.shape) != len(z0.shape) + 1 or tuple(inputs.shape[:-2]) != lead:
-            raise ValueError(
-                "`inputs` must have shape [..., T, K] with the leading dims of `z0` "
-                f"{lead}; got inputs {tuple(inputs.shape)} and z0 {tuple(z0.shape)}."
-            )
-        if t is not None and t != inputs.shape[-2]:
-            raise ValueError(
-                f"`length`={t} disagrees with the time axis of `inputs` ({inputs.shape[-2]})."
-            )
-        t = inputs.shape[-2]
-    if initial_guess is not None:
-        expected = lead + (initial_guess.shape[-2], m)
-        if len(initial_guess.shape) != len(z0.shape) + 1 or tuple(initial_guess.shape) != expected:
-            raise ValueError(
-                "`initial_guess` must have shape [..., T, M] matching `z0` "
-                f"{tuple(z0.shape)}; got {tuple(initial_guess.shape)}."
-            )
-        if t is not None and t != initial_guess.shape[-2]:
-            raise ValueError(
-                f"`initial_guess` has T={initial_guess.shape[-2]} steps, expected T={t}."
-            )
-        t = initial_guess.shape[-2]
+    for arr, name, last in ((inputs, "inputs", None), (initial_guess, "initial_guess", m)):
+        if arr is not None:
+            t = _time_axis(arr, name, z0, last, t)
     if t is None:
         raise ValueError(
             "The sequence length is unknown: pass `inputs` [..., T, K], "
