@@ -1,5 +1,6 @@
 """The examples run end to end in their smoke mode (CI)."""
 
+import importlib.util
 import math
 import os
 import re
@@ -30,6 +31,18 @@ def run_python(*args, what="example"):
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return proc.stdout
+
+
+def run_experiment(name, *args):
+    """``experiments/NAME/run.py``'s ``main(["--smoke", *ARGS])`` in this process
+    (JAX session only); returns what it returns (the results it writes to results.json).
+    """
+    jax_session_only("experiment")
+    path = os.path.join(ROOT, "experiments", name, "run.py")
+    spec = importlib.util.spec_from_file_location(f"experiment_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(["--smoke", *map(str, args)])
 
 
 def example(name, *args):

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from test_examples import run_python
+from test_examples import run_experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXP = os.path.join(ROOT, "experiments", "sequence_length")
@@ -85,16 +85,11 @@ def test_burst_statistics_window_starting_mid_burst_and_quiet_signal():
 
 @pytest.mark.slow
 def test_run_smoke(tmp_path):
-    stdout = run_python(os.path.join(EXP, "run.py"), "--smoke", "--out", tmp_path,
-                        what="experiment")
-    table = stdout.split("| T (samples")[1]
-    rows = [r for r in table.splitlines() if r.startswith("| ")]
-    assert len(rows) == 4   # two lengths, the true test row, the floor row
-    for r in rows[:2]:      # D_stsp and D_H of each model: finite numbers
-        cells = [c.strip() for c in r.strip("|").split("|")]
-        assert np.isfinite(float(cells[5])) and np.isfinite(float(cells[6]))
-    floor = [c.strip() for c in rows[3].strip("|").split("|")]
-    assert np.isfinite(float(floor[5])) and np.isfinite(float(floor[6]))
-    truth = [c.strip() for c in rows[2].strip("|").split("|")]
-    assert int(truth[7]) >= 3 and np.isfinite(float(truth[8].split("±")[0]))
+    res = run_experiment("sequence_length", "--out", tmp_path)
+    assert [r["T"] for r in res["rows"]] == [100, 1000]   # the smoke lengths
+    for r in res["rows"]:  # D_stsp and D_H of each model: finite numbers
+        assert np.isfinite(r["dstsp"]) and r["dstsp"] >= 0.0 and 0.0 <= r["dh"] <= 1.0
+        assert r["bursts"]["duration"] > 0
+    assert np.isfinite(res["floor"]["dstsp"]) and np.isfinite(res["floor"]["dh"])
+    assert res["truth"]["n_bursts"] >= 3 and np.isfinite(res["truth"]["ibi_mean"])
     assert (tmp_path / "results.json").exists() and (tmp_path / "table.md").exists()

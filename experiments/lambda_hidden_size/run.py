@@ -27,7 +27,6 @@ import datetime
 import json
 import os
 import platform
-import sys
 import time
 
 import numpy as np
@@ -35,6 +34,7 @@ import numpy as np
 import keras_dsr  # noqa: F401  (selects the backend before keras)
 import keras
 
+from keras_dsr.io import atomic_write
 from keras_dsr.measures import evaluate
 from keras_dsr.recipes import Recipe, train
 from keras_dsr.systems import lyapunov_max, simulate, simulate_ensemble
@@ -91,15 +91,16 @@ def main(argv=None):
     table = "\n".join(lines)
     print(table)
     os.makedirs(a.out, exist_ok=True)
-    with open(os.path.join(a.out, "table.md"), "w") as f:
+    with atomic_write(os.path.join(a.out, "table.md")) as f:
         f.write(table + "\n")
     meta = {"date": datetime.date.today().isoformat(), "backend": keras.backend.backend(),
             "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
             "args": {k: v for k, v in vars(a).items() if k != "out"}, "lyap_true": lyap_true}
-    with open(os.path.join(a.out, "results.json"), "w") as f:
-        json.dump({"meta": meta, "rows": rows}, f, indent=1)
-    return 0
+    results = {"meta": meta, "rows": rows}
+    with atomic_write(os.path.join(a.out, "results.json")) as f:
+        json.dump(results, f, indent=1)
+    return results
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

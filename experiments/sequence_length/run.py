@@ -52,6 +52,7 @@ import keras  # noqa: E402
 from bursts import HR_DEFAULTS, burst_statistics  # noqa: E402
 from keras_dsr.measures import (evaluate, generate_for_evaluation,  # noqa: E402
                                 power_spectrum_distance, state_space_divergence)
+from keras_dsr.io import atomic_write  # noqa: E402
 from keras_dsr.recipes import Recipe, train  # noqa: E402
 from keras_dsr.systems import simulate, simulate_ensemble  # noqa: E402
 
@@ -249,18 +250,20 @@ def main(argv=None):
               f"{truth['ibi_sd']:.1f}), spikes/burst {b['spb_mean']:.2f} (true "
               f"{truth['spb_mean']:.2f}), spikes from {b['first_spike']:.0f} to {b['last_spike']:.0f} of "
               f"{b['duration']:.0f} time units", flush=True)
-        with open(os.path.join(a.out, "results.json"), "w") as f:  # after every T
-            json.dump(dict(args=dict(vars(a), out=os.path.relpath(a.out)), started=f"{started:%Y-%m-%d %H:%M} UTC",
+        results = dict(args=dict(vars(a), out=os.path.relpath(a.out)), started=f"{started:%Y-%m-%d %H:%M} UTC",
                            machine=f"{platform.node()}, {platform.processor() or platform.machine()}, "
                                    f"{os.cpu_count()} CPUs", backend=keras.backend.backend(),
-                           rows=rows, truth=truth, floor=floor), f, indent=1)
+                           rows=rows, truth=truth, floor=floor)
+        with atomic_write(os.path.join(a.out, "results.json")) as f:  # after every T
+            json.dump(results, f, indent=1)
     md = table(rows, truth, floor)
     print("\n" + md, flush=True)
-    with open(os.path.join(a.out, "table.md"), "w") as f:
+    with atomic_write(os.path.join(a.out, "table.md")) as f:
         f.write(md + "\n")
     figure(os.path.join(a.out, "bursts.png"), x_test, runs, rows, truth, dt, a.plot_length)
     total = (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()
     print(f"total wall-clock {total:.0f} s; outputs in {a.out}", flush=True)
+    return results
 
 
 if __name__ == "__main__":

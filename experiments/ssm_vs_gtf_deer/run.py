@@ -54,6 +54,7 @@ import numpy as np  # noqa: E402
 import keras_dsr  # noqa: E402,F401
 import keras  # noqa: E402
 from keras_dsr import recipes  # noqa: E402
+from keras_dsr.io import atomic_write  # noqa: E402
 from keras_dsr.data import TrajectoryWindows  # noqa: E402
 from keras_dsr.measures import evaluate, generate_for_evaluation  # noqa: E402
 from keras_dsr.models import SSMModel  # noqa: E402
@@ -361,8 +362,8 @@ def main(argv=None):
     out = args.out or (tempfile.mkdtemp(prefix="ssm_vs_gtf_deer_") if args.smoke else HERE)
     os.makedirs(out, exist_ok=True)
     started = datetime.datetime.now(datetime.timezone.utc)
-    info = dict(command="KERAS_BACKEND=jax python " + " ".join(
-        [os.path.relpath(os.path.abspath(sys.argv[0]))] + (argv if argv is not None else sys.argv[1:])),
+    info = dict(command="KERAS_BACKEND=jax python experiments/ssm_vs_gtf_deer/run.py " + " ".join(
+        map(str, argv if argv is not None else sys.argv[1:])),
         started=started.isoformat(timespec="seconds"), machine=machine(), args=vars(args))
     print(info["command"], "\n", info["machine"], flush=True)
     rows, panels = [], []
@@ -372,10 +373,10 @@ def main(argv=None):
             rows += r
             panels.append((system, seed, panel))
             info["rows"] = rows
-            with open(os.path.join(out, "results.json"), "w") as fh:
+            with atomic_write(os.path.join(out, "results.json")) as fh:
                 json.dump(info, fh, indent=1)
     info["wall_s"] = (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()
-    with open(os.path.join(out, "results.json"), "w") as fh:
+    with atomic_write(os.path.join(out, "results.json")) as fh:
         json.dump(info, fh, indent=1)
     print("\n" + markdown_table(rows))
     checks = [r for r in rows if r["model"] == MODELS[0]]
