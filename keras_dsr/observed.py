@@ -45,8 +45,15 @@ import numpy as np
 
 from keras_dsr import measures as M
 
-__all__ = ["evaluate_observed", "generate_observed", "prediction_error_observed",
-           "reconstruct_observed", "warm_start"]
+__all__ = ["MeasurementError", "evaluate_observed", "generate_observed",
+           "prediction_error_observed", "reconstruct_observed", "warm_start"]
+
+
+class MeasurementError(ValueError):
+    """The measurement options (observed variables, delay embedding, latent size,
+    observation model) do not fit the data: what a user chose, not a failure of
+    training. :func:`reconstruct_observed` raises it before any training."""
+
 
 #: Default warm-up length (samples) of the free runs.
 DEFAULT_WARMUP = 50
@@ -266,6 +273,10 @@ def reconstruct_observed(system, recipe=None, observe=None, embed=None, observat
         ``(result, prepared)``: a :class:`~keras_dsr.reconstruction.Reconstruction`
         (``generated`` in the observation space) and the
         :class:`~keras_dsr.embedding.Prepared` of the training data.
+
+    Raises:
+        MeasurementError: ``observe``, ``embed``, the recipe's ``latent_dim`` or
+            ``observation`` do not fit the simulated data (before training).
     """
     from keras_dsr.embedding import prepare
     from keras_dsr.reconstruction import (Reconstruction, check_autonomous, floor_scores,
@@ -285,8 +296,11 @@ def reconstruct_observed(system, recipe=None, observe=None, embed=None, observat
     if noise:
         x_train = x_train + noise * np.random.default_rng(recipe.seed).standard_normal(
             x_train.shape)
-    prep = prepare(x_train, observe=observe, embed=embed, latent=recipe.latent_dim,
-                   observation=observation or recipe.observation)
+    try:
+        prep = prepare(x_train, observe=observe, embed=embed, latent=recipe.latent_dim,
+                       observation=observation or recipe.observation)
+    except ValueError as e:
+        raise MeasurementError(str(e)) from e
     recipe = recipe.replace(**prep.recipe_changes())
     model, history, seconds = train(recipe, prep.x, callbacks=callbacks, verbose=verbose)
     x_test = prep.observation.apply(test_traj.x)

@@ -1,5 +1,6 @@
 """Observation-space evaluation: forced warm-up against plain numpy loops and a known truth."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -203,3 +204,20 @@ def test_reconstruct_observed_measures_train_test_and_floor_data_alike():
              "dh": measures.power_spectrum_distance(lagged(te.x)[:, :1], lagged(other.x)[:, :1])}
     assert res.floor == pytest.approx(floor, rel=1e-6)
     assert set(res.scores) == {"dstsp", "dh"}
+
+
+def test_reconstruct_observed_refuses_a_measurement_before_training():
+    """Options that do not fit the data are a MeasurementError (a ValueError), raised
+    before any training; the command turns exactly these into usage errors."""
+    from keras_dsr.recipes import Recipe
+
+    recipe = Recipe(latent_dim=2, seq_len=50, steps=2, steps_per_epoch=2, train_length=600)
+    with pytest.raises(O.MeasurementError, match=r"latent \(M = 2\)"):
+        O.reconstruct_observed("lorenz63", recipe, observe="x", embed="3:5", test_length=400,
+                               verbose=0, callbacks=[_FailIfTrained()])
+    assert issubclass(O.MeasurementError, ValueError)
+
+
+class _FailIfTrained(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        raise AssertionError("training started")

@@ -35,14 +35,14 @@ def cmd_reconstruct(args):
     _say(args, f"recipe: {recipe}")
     observed = args.observe is not None or args.embed is not None or args.noise > 0
     if observed:  # measured like a recording: some variables, noise, delay embedding
-        from keras_dsr.observed import reconstruct_observed
+        from keras_dsr.observed import MeasurementError, reconstruct_observed
 
         try:
             res, prep = reconstruct_observed(
                 system.name, recipe, observe=args.observe, embed=args.embed,
                 noise=args.noise, measures=measures, test_length=test_length,
                 callbacks=[_InterruptCheck()], verbose=_verbose(args))
-        except ValueError as e:
+        except MeasurementError as e:
             raise UsageError(str(e)) from None
         obs = prep.observation
         _say(args, f"observed columns {list(obs.columns) if obs.columns else 'all'}, noise "
