@@ -24,9 +24,9 @@ __version__ = "0.1.0"
 
 #: Subpackages and modules available as attributes, imported on first access.
 _SUBMODULES = frozenset({
-    "callbacks", "cells", "data", "datasets", "embedding", "layers", "losses", "measures",
-    "metrics", "models", "ops", "plotting", "recipes", "reconstruction", "regularizers",
-    "schedules", "systems", "tuning", "utils", "zoo",
+    "bursts", "callbacks", "cells", "data", "datasets", "embedding", "layers", "losses",
+    "measures", "metrics", "models", "ops", "plotting", "recipes", "reconstruction",
+    "regularizers", "schedules", "systems", "tuning", "utils", "zoo",
 })
 #: Classes available at the top level, and the subpackage that defines each.
 _CLASSES = {
@@ -51,6 +51,7 @@ __all__ = [
     "GTFDEERLayer",
     "ParallelScanRNN",
     "SSMModel",
+    "bursts",
     "callbacks",
     "cells",
     "layers",

@@ -7,7 +7,8 @@ aligns the vectors:
 
     lambda_i = sum_k log |R_ii^(k)| / (total time).
 
-* Maps (:func:`lyapunov_max_jacobians`): the step Jacobians ``J_t`` along an orbit.
+* Maps (:func:`lyapunov_max_jacobians`): the step Jacobians ``J_t`` along an orbit;
+  :func:`local_growth` gives the growth at each step and the vector before it.
   A DSR model's (:func:`lyapunov_max_model`) come from ``model.cell.jacobian``
   along its free run.
 * Flows (:func:`lyapunov_spectrum`, :func:`lyapunov_max`): the variational
@@ -32,17 +33,99 @@ from scipy.integrate import solve_ivp
 
 from keras_dsr._checks import check_int
 
-__all__ = ["lyapunov_max", "lyapunov_max_dde", "lyapunov_max_jacobians", "lyapunov_max_model",
-           "lyapunov_max_system", "lyapunov_max_trajectory", "lyapunov_spectrum"]
+__all__ = ["local_growth", "lyapunov_max", "lyapunov_max_dde", "lyapunov_max_jacobians",
+           "lyapunov_max_model", "lyapunov_max_system", "lyapunov_max_trajectory",
+           "lyapunov_spectrum"]
 
 
 # ------------------------------------------------------------------ maps
+def _jacobians(jacobians):
+    J = np.asarray(jacobians, dtype=np.float64)
+    if J.ndim != 3 or J.shape[1] != J.shape[2]:
+        raise ValueError(f"jacobians must have shape [T, M, M], got {J.shape}.")
+    if not np.all(np.isfinite(J)):
+        raise FloatingPointError("jacobians contain NaN or inf; the growth is undefined.")
+    return J
+
+
+def local_growth(jacobians, v0=None):
+    """Per-step log growth of one renormalised tangent vector (Benettin), and the vectors.
+
+    With ``u_0 = v0 / |v0|``: ``growth[t] = log |J_t u_t|``, ``u_{t+1} = J_t u_t /
+    |J_t u_t|``. Once ``u_t`` is aligned with the leading direction, the mean of
+    ``growth`` is lambda_max per step (:func:`lyapunov_max_jacobians`); where along the
+    orbit it is large shows where the expansion happens. A vector annihilated by some
+    ``J_t`` (``J_t u_t = 0``) has growth ``-inf`` from that step on and zero vectors after.
+
+    The products of 16 consecutive Jacobians are formed with batched matrix products
+    and the vector renormalised once per 16 steps (the growths are the ratios of
+    successive norms); 16 steps whose norms leave [1e-150, 1e150] are redone one by one.
+
+    Args:
+        jacobians: ``[T, M, M]``, J_t = d z_{t+1} / d z_t along an orbit; finite.
+        v0: the starting vector ``[M]`` (normalised here); default ``(1, ..., 1)``.
+
+    Returns:
+        ``(growth [T], vectors [T, M])``: the log growth at each step and the unit
+        vector ``u_t`` before it.
+
+    Example:
+        >>> growth, u = local_growth(np.tile(np.diag([2.0, 0.5]), (40, 1, 1)))
+        >>> bool(abs(growth[-1] - np.log(2.0)) < 1e-12), u[-1].round(6).tolist()
+        (True, [1.0, 0.0])
+    """
+    J = _jacobians(jacobians)
+    (T, M, _), chunk = J.shape, 16
+    v = np.ones(M) if v0 is None else np.asarray(v0, dtype=np.float64)
+    if v.shape != (M,) or not np.all(np.isfinite(v)) or not np.any(v):
+        raise ValueError(f"v0 must be a finite nonzero vector of length {M}, got shape "
+                         f"{v.shape}.")
+    v = v / np.linalg.norm(v)
+    growth, vectors = np.empty(T), np.empty((T, M))
+    for b in range(0, T, 256 * chunk):  # blocks bound the memory of the products
+        Jb = J[b:b + 256 * chunk]
+        n = Jb.shape[0] // chunk
+        P = Jb[:n * chunk].reshape(n, chunk, M, M).copy()  # P[k, i] = J_i ... J_0 of chunk k
+        W, R, V = np.empty((n, chunk, M)), np.ones((n, chunk)), np.empty((n, M))
+        with np.errstate(all="ignore"):
+            for i in range(1, chunk):
+                P[:, i] = P[:, i] @ P[:, i - 1]
+            for k in range(n):  # W[k, i] = P[k, i] V[k]: the vector after step i, unscaled
+                V[k] = v
+                np.matmul(P[k], v, out=W[k])
+                r = np.sqrt(np.einsum("ij,ij->i", W[k], W[k]))
+                if r.min() > 1e-150 and r.max() < 1e150:  # squares in range; False for NaN
+                    R[k], v = r, W[k, -1] / r[-1]
+                else:  # redone step by step, as the ragged end is
+                    R[k], v = np.nan, _steps(Jb[k * chunk:(k + 1) * chunk], v, growth,
+                                             vectors, b + k * chunk)
+        ok = ~np.isnan(R[:, 0])
+        g = np.diff(np.log(R[ok]), axis=1, prepend=0.0)
+        u = np.concatenate([V[ok, None], W[ok, :-1] / R[ok, :-1, None]], axis=1)
+        rows = (b + chunk * np.flatnonzero(ok))[:, None] + np.arange(chunk)
+        growth[rows], vectors[rows] = g, u
+        v = _steps(Jb[n * chunk:], v, growth, vectors, b + n * chunk)
+    return growth, vectors
+
+
+def _steps(J, v, growth, vectors, t0):
+    """One step at a time through ``J``: fills ``growth`` and ``vectors`` from ``t0``."""
+    for t, Jt in enumerate(J, start=t0):
+        vectors[t] = v
+        w = Jt @ v
+        m = np.abs(w).max()
+        r = m * np.linalg.norm(w / m) if m > 0 else 0.0  # no overflow or underflow
+        growth[t] = np.log(r) if r > 0 else -np.inf
+        v = w / r if r > 0 else w
+    return v
+
+
 def lyapunov_max_jacobians(jacobians, dt=1.0, transient=0, seed=0):
     """Largest Lyapunov exponent from a sequence of step Jacobians (Benettin).
 
-    With ``v_0`` a random unit vector, ``w_t = J_t v_{t-1}``, ``r_t = |w_t|``,
-    ``v_t = w_t / r_t`` (the one-column QR): ``lambda_max = sum_{t >= transient}
-    log r_t / ((T - transient) dt)``.
+    The mean of :func:`local_growth` (from a random unit vector, ``seed``) over the
+    steps after ``transient``, per time unit: ``lambda_max = sum_{t >= transient}
+    growth[t] / ((T - transient) dt)``.
 
     Args:
         jacobians: ``[T, M, M]``, J_t = d z_{t+1} / d z_t along a trajectory.
@@ -54,65 +137,14 @@ def lyapunov_max_jacobians(jacobians, dt=1.0, transient=0, seed=0):
         >>> bool(abs(lyapunov_max_jacobians(J, transient=10) - np.log(2.0)) < 1e-12)
         True
     """
-    J = np.asarray(jacobians, dtype=np.float64)
-    if J.ndim != 3 or J.shape[1] != J.shape[2]:
-        raise ValueError(f"jacobians must have shape [T, M, M], got {J.shape}.")
+    J = _jacobians(jacobians)
     if not dt > 0:
         raise ValueError(f"dt must be > 0 (time units per step), got {dt!r}.")
     T = J.shape[0]
     if not 0 <= int(transient) < T:
         raise ValueError(f"transient must be in [0, {T}), got {transient!r}.")
-    if not np.all(np.isfinite(J)):
-        raise FloatingPointError("jacobians contain NaN or inf; lambda_max is undefined.")
-    v = np.random.default_rng(seed).standard_normal(J.shape[1])
-    v /= np.linalg.norm(v)
-    tr = int(transient)
-    _, v = _benettin(J[:tr], v)
-    total, _ = _benettin(J[tr:], v)
-    return float(total / ((T - tr) * dt))
-
-
-def _benettin(J, v, chunk=16):
-    """Sum of log growth factors of v through J[0], J[1], ...; returns (sum, v).
-
-    Products of ``chunk`` consecutive Jacobians are formed with batched matrix
-    products and the vector is renormalised once per chunk (the growth over a
-    chunk is the product of the per-step growths, so the sum of logs is the
-    same); a chunk whose product overflows is redone step by step.
-    """
-    total = 0.0
-    T = J.shape[0]
-    n_full = T // chunk
-    if n_full:
-        Jc = J[: n_full * chunk].reshape(n_full, chunk, *J.shape[1:])
-        with np.errstate(over="ignore", invalid="ignore"):
-            P = Jc[:, 0]
-            for i in range(1, chunk):
-                P = Jc[:, i] @ P
-        for k in range(n_full):
-            if np.all(np.isfinite(P[k])):
-                w = P[k] @ v
-                r = np.sqrt(w @ w)
-                if np.isfinite(r) and r > 0:
-                    total += np.log(r)
-                    v = w / r
-                    continue
-            s, v = _benettin_steps(Jc[k], v)
-            total += s
-    s, v = _benettin_steps(J[n_full * chunk:], v)
-    return total + s, v
-
-
-def _benettin_steps(J, v):
-    total = 0.0
-    for Jt in J:
-        v = Jt @ v
-        r = np.sqrt(v @ v)
-        if r == 0.0:
-            return -np.inf, v  # the dynamics annihilate the perturbation
-        total += np.log(r)
-        v = v / r
-    return total, v
+    growth, _ = local_growth(J, np.random.default_rng(seed).standard_normal(J.shape[1]))
+    return float(growth[int(transient):].sum() / ((T - int(transient)) * dt))
 
 
 def lyapunov_max_model(model, x0, steps=10_000, dt=1.0, transient=1_000, batch=512,

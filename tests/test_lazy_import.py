@@ -38,6 +38,7 @@ def test_numpy_only_subpackages_stay_keras_free(tmp_path):
     code = ("import sys, keras_dsr\n"
             "keras_dsr.systems.simulate('lorenz63', steps=10, seed=0)\n"
             "keras_dsr.measures, keras_dsr.zoo.list_presets()\n"
+            "keras_dsr.bursts.burst_statistics([0.0, 5.0, 0.0], 1.0)\n"
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
     assert _python(code, tmp_path) == "[]"
 

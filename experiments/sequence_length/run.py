@@ -16,7 +16,7 @@ trajectory (standardised with the training statistics, as in
 ``keras_dsr.recipes.reconstruct``) and is scored with D_stsp and D_H (docs/method.md §Evaluation measures
 protocol: generate 1.25 T_test, drop the first quarter), next to the floor of an
 independent true trajectory, and on the slow time scale directly: inter-burst
-intervals and spikes per burst of x (``bursts.py``), in time units, against the
+intervals and spikes per burst of x (``keras_dsr.bursts``), in time units, against the
 true test trajectory. W1(IBI) is the Wasserstein-1 distance between the model's
 and the test set's inter-burst-interval distributions.
 
@@ -37,24 +37,22 @@ import datetime
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+import keras_dsr  # noqa: F401  (selects the backend before keras)
+import keras
 
-import keras_dsr  # noqa: E402,F401  (selects the backend before keras)
-import keras  # noqa: E402
-
-from bursts import HR_DEFAULTS, burst_statistics  # noqa: E402
-from keras_dsr.measures import (evaluate, generate_for_evaluation,  # noqa: E402
+from keras_dsr.bursts import HR_DEFAULTS, burst_statistics
+from keras_dsr.measures import (evaluate, generate_for_evaluation,
                                 power_spectrum_distance, state_space_divergence)
-from keras_dsr.io import atomic_write  # noqa: E402
-from keras_dsr.recipes import Recipe, train  # noqa: E402
-from keras_dsr.systems import simulate, simulate_ensemble  # noqa: E402
+from keras_dsr.io import atomic_write
+from keras_dsr.recipes import Recipe, train
+from keras_dsr.systems import simulate, simulate_ensemble
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 SYSTEM = "hindmarsh_rose"
 

@@ -1,6 +1,7 @@
 """Where along the orbit does a model's lambda_max come from? Model vs true system, by phase.
 
-Runs the Benettin recursion (one tangent vector, renormalised each step) along
+Runs the Benettin recursion (one tangent vector, renormalised each step;
+``keras_dsr.lyapunov.local_growth``) along
 (a) the model's free run from the first point of the criteria's test trajectory, with
 the model's Jacobians, and (b) the test trajectory itself, with the true one-step
 propagators expm(J(x_mid) dt) of the ODE (J at the midpoint of each step). The per-step
@@ -25,29 +26,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.linalg import expm  # noqa: E402
 
+from keras_dsr.lyapunov import local_growth  # noqa: E402
 from keras_dsr.systems import get_system, simulate  # noqa: E402
 from keras_dsr.zoo.criteria import held_out_pair  # noqa: E402
-
-
-def benettin(jacobians):
-    """Benettin recursion of one renormalised tangent vector under ``jacobians`` [T, D, D].
-
-    Returns the per-step log growth [T] and the unit vector before each step [T, D].
-    """
-    d = jacobians.shape[-1]
-    v = np.ones(d) / np.sqrt(d)
-    growth, vectors = np.empty(len(jacobians)), np.empty((len(jacobians), d))
-    for t, jac in enumerate(jacobians):
-        vectors[t] = v
-        w = jac @ v
-        n = np.linalg.norm(w)
-        growth[t], v = np.log(n), w / n
-    return growth, vectors
-
-
-def log_growth(jacobians):
-    """Per-step log growth of one renormalised tangent vector under ``jacobians`` [T, D, D]."""
-    return benettin(jacobians)[0]
 
 
 def main(argv=None):
@@ -67,10 +48,10 @@ def main(argv=None):
     gen, lat = model.generate(test[:1], n, return_latent=True)
     gen = np.asarray(gen)[0]
     lat = keras.ops.convert_to_tensor(np.asarray(lat)[0][:-1])
-    r_model = log_growth(np.asarray(model.cell.jacobian(lat), dtype=np.float64))[k:]
+    r_model = local_growth(np.asarray(model.cell.jacobian(lat), dtype=np.float64))[0][k:]
     states = test[:n].astype(np.float64) * tr.std + tr.mean  # back to the ODE's units
     jac = get_system(a.system).jacobian(0.5 * (states[:-1] + states[1:]))
-    r_true = log_growth(np.array([expm(j * dt) for j in jac]))[k:]
+    r_true = local_growth(np.array([expm(j * dt) for j in jac]))[0][k:]
     for name, r, x in (("model", r_model, gen[k + 1:n, 0]), ("true", r_true, test[k + 1:n, 0])):
         active = x > a.threshold
         print(f"{name}: lambda_max {r.mean() / dt:.4f} per time unit = active "

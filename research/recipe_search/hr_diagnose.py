@@ -4,7 +4,7 @@ For each saved model (shallow PLRNN cells: ``ClippedShallowPLRNN`` or ``ShallowP
 
 1. **Bursts.** The model runs freely for ``--time`` time units from the first point of
    a true trajectory (data seed + 1, sampled at the model's ``--dt``), after 20 000
-   steps of transient; ``experiments/sequence_length/bursts.py`` counts bursts, spikes
+   steps of transient; ``keras_dsr.bursts`` counts bursts, spikes
    per burst and inter-burst intervals (IBI), next to the same numbers of that true
    trajectory over the same time. A regular burster has spike counts with sd 0 and an
    IBI sd of a few samples; the true system's vary.
@@ -37,11 +37,10 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "experiments", "sequence_length"))
 
 import numpy as np  # noqa: E402
 
-from bursts import HR_DEFAULTS, burst_statistics  # noqa: E402
+from keras_dsr.bursts import HR_DEFAULTS, burst_statistics  # noqa: E402
 from keras_dsr.systems import get_system, simulate  # noqa: E402
 
 SYSTEM = "hindmarsh_rose"

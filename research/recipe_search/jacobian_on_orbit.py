@@ -25,13 +25,12 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.linalg import expm  # noqa: E402
 
-from expansion_by_phase import benettin  # noqa: E402
+from keras_dsr.lyapunov import local_growth  # noqa: E402
 from keras_dsr.systems import get_system, simulate  # noqa: E402
 from keras_dsr.zoo.criteria import held_out_length  # noqa: E402
 
@@ -68,7 +67,7 @@ def main(argv=None):
     dt, steps = tr.dt, int(round(a.time / tr.dt))
     xs, prop = true_propagators(a.system, dt, steps, a.sub, a.seed + 1, tr.mean, tr.std)
     k0 = int(round(a.transient / dt))
-    r_true, v_true = benettin(prop)
+    r_true, v_true = local_growth(prop)
     x1 = xs[k0:, 0]
     rising = np.gradient(xs[:, 0])[k0:] > 0
     active = x1 > -0.5
@@ -93,7 +92,7 @@ def main(argv=None):
         model = keras.saving.load_model(path, compile=False)
         jac = np.asarray(model.cell.jacobian(keras.ops.convert_to_tensor(xs.astype("float32"))),
                          dtype=np.float64)
-        r_model, _ = benettin(jac)
+        r_model, _ = local_growth(jac)
         err = (np.linalg.norm(jac - prop, axis=(1, 2))
                / np.linalg.norm(prop - eye, axis=(1, 2)))[k0:]
         stretch = np.log(np.linalg.norm(np.einsum("tij,tj->ti", jac, v_true), axis=1))
