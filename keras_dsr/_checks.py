@@ -12,7 +12,11 @@ Example:
 import numpy as np
 
 
-def check_int(value, name, low=1, where=None):
+def _prefix(where):
+    return f"{where}: " if where else ""
+
+
+def check_int(value, name, low=1, where=None, allow_none=False):
     """``int(value)`` when ``value`` is an integer (a bool is not) ``>= low``.
 
     Args:
@@ -20,15 +24,55 @@ def check_int(value, name, low=1, where=None):
         name: its name, for the message.
         low: the smallest value allowed.
         where: the function or class it was given to (the message's prefix), or None.
+        allow_none: None is allowed too (and returned).
 
     Raises:
         ValueError: "``where: name`` must be an integer >= ``low``, got ``value``."
     """
+    if value is None and allow_none:
+        return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
             or value < low:
-        prefix = f"{where}: " if where else ""
-        raise ValueError(f"{prefix}{name} must be an integer >= {low}, got {value!r}.")
+        alt = " or None" if allow_none else ""
+        raise ValueError(f"{_prefix(where)}{name} must be an integer >= {low}{alt}, "
+                         f"got {value!r}.")
     return int(value)
+
+
+def check_number(value, name, low=None, strict=False, where=None, allow_none=False):
+    """``float(value)`` when ``value`` is a finite real number (a bool is not) above ``low``.
+
+    Args:
+        value: the argument.
+        name: its name, for the message.
+        low: the bound (None: any finite number).
+        strict: ``value > low`` rather than ``value >= low``.
+        where: the function or class it was given to (the message's prefix), or None.
+        allow_none: None is allowed too (and returned).
+
+    Raises:
+        ValueError: "``where: name`` must be a finite number > ``low``, got ``value``."
+
+    Example:
+        >>> check_number(0.5, "dt", low=0, strict=True)
+        0.5
+        >>> check_number(float("nan"), "dt", low=0, strict=True, where="simulate")
+        Traceback (most recent call last):
+        ...
+        ValueError: simulate: dt must be a finite number > 0, got nan.
+    """
+    if value is None and allow_none:
+        return None
+    ok = not isinstance(value, (bool, np.bool_)) and \
+        isinstance(value, (int, float, np.integer, np.floating)) and np.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if strict else value >= low
+    if not ok:
+        bound = "" if low is None else f" {'>' if strict else '>='} {low:g}"
+        alt = " or None" if allow_none else ""
+        raise ValueError(f"{_prefix(where)}{name} must be a finite number{bound}{alt}, "
+                         f"got {value!r}.")
+    return float(value)
 
 
 def check_array(x, name, min_length=1, dtype=None):

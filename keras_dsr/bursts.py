@@ -34,7 +34,7 @@ Example:
 
 import numpy as np
 
-from keras_dsr._checks import check_array
+from keras_dsr._checks import check_array, check_number
 
 __all__ = ["detect_spikes", "group_bursts", "burst_statistics", "HR_DEFAULTS"]
 
@@ -44,13 +44,7 @@ HR_DEFAULTS = dict(threshold=2.5, rearm=0.5, gap=40.0)
 
 def _positive(value, name):
     """``float(value)`` for a finite number > 0; ValueError naming ``name`` otherwise."""
-    try:
-        ok = not isinstance(value, (bool, np.bool_)) and bool(np.isfinite(value) and value > 0)
-    except TypeError:
-        ok = False
-    if not ok:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
-    return float(value)
+    return check_number(value, name, 0, True)
 
 
 def _series(x, name, min_length):

@@ -43,6 +43,7 @@ channels (:func:`keras_dsr.reconstruction.floor_scores`).
 
 import numpy as np
 
+from keras_dsr._checks import check_int, check_number
 from keras_dsr import measures as M
 
 __all__ = ["MeasurementError", "evaluate_observed", "generate_observed",
@@ -71,8 +72,7 @@ def _gtf_layer(model):
 
 
 def _check_warmup(warmup, length=None):
-    if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or warmup < 1:
-        raise ValueError(f"warmup must be an int >= 1 (samples), got {warmup!r}.")
+    warmup = check_int(warmup, "warmup (samples)")
     if length is not None and warmup >= length:
         raise ValueError(f"warmup ({warmup}) must be shorter than the test data "
                          f"({length} samples).")
@@ -178,8 +178,7 @@ def prediction_error_observed(model, x_test, n=20, warmup=DEFAULT_WARMUP, alpha=
     ``init(x_t)`` as :func:`keras_dsr.measures.prediction_error` does.
     """
     x_test = M._as_2d(x_test, "x_test")
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer (steps), got {n!r}.")
+    check_int(n, "n (steps)")
     T = x_test.shape[0]
     warmup = _check_warmup(warmup)
     if T < warmup + n:
@@ -285,8 +284,7 @@ def reconstruct_observed(system, recipe=None, observe=None, embed=None, observat
     from keras_dsr.systems import get_system
 
     recipe = Recipe() if recipe is None else recipe
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < np.inf:
-        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}.")
+    check_number(noise, "noise", 0)
     sys_ = get_system(system)
     check_autonomous(sys_, "reconstruct_observed")
     train_traj, test_traj, *rest = simulate_split(

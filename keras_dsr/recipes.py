@@ -17,14 +17,13 @@ Examples:
 """
 
 import dataclasses
-import math
 from typing import Optional, Tuple, Union
 
 import numpy as np
 
 import keras
 
-from keras_dsr._checks import check_int
+from keras_dsr._checks import check_int, check_number
 
 __all__ = ["Recipe", "train", "reconstruct", "simulate_split", "simulate_like", "floor_scores",
            "check_history", "check_trained", "Reconstruction", "TrainResult", "CELLS"]
@@ -148,39 +147,20 @@ class Recipe:
         if self.seq_len < MIN_LENGTH:
             raise ValueError(f"Recipe: `seq_len` must be >= {MIN_LENGTH} (the shortest training "
                              f"window), got {self.seq_len}.")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) \
-                or self.seed < 0:
-            raise ValueError(f"Recipe: `seed` must be an int >= 0, got {self.seed!r}.")
-        for name in ("chunk_size", "init_seed"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer))
-                                  or (name == "chunk_size" and v < 1)):
-                raise ValueError(f"Recipe: `{name}` must be None or a "
-                                 f"{'positive ' if name == 'chunk_size' else ''}int, got {v!r}.")
-        if self.latent_dim is not None and (not isinstance(self.latent_dim, int)
-                                            or self.latent_dim < 1):
-            raise ValueError(f"Recipe: `latent_dim` must be a positive int or None, "
-                             f"got {self.latent_dim!r}.")
-        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
-            raise ValueError(f"Recipe: `learning_rate` must be > 0, got {self.learning_rate!r}.")
+        check_int(self.seed, "seed", 0, "Recipe")
+        check_int(self.init_seed, "init_seed", 0, "Recipe", allow_none=True)
+        for name in ("chunk_size", "latent_dim"):
+            check_int(getattr(self, name), name, 1, "Recipe", allow_none=True)
+        check_number(self.learning_rate, "learning_rate", 0, True, "Recipe")
         if not 0 < self.final_lr_fraction <= 1:
             raise ValueError("Recipe: `final_lr_fraction` must be in (0, 1], got "
                              f"{self.final_lr_fraction!r}.")
         if self.alpha != "adaptive" and not (isinstance(self.alpha, (int, float))
                                              and 0.0 <= self.alpha <= 1.0):
             raise ValueError(f"Recipe: `alpha` must be 'adaptive' or in [0, 1], got {self.alpha!r}.")
-        if (isinstance(self.latent_l2, bool) or not isinstance(self.latent_l2, (int, float))
-                or not 0.0 <= self.latent_l2 < float("inf")):
-            raise ValueError(f"Recipe: `latent_l2` must be a finite number >= 0, "
-                             f"got {self.latent_l2!r}.")
-        if (isinstance(self.train_noise, bool) or not isinstance(self.train_noise, (int, float))
-                or not 0.0 <= self.train_noise < float("inf")):
-            raise ValueError(f"Recipe: `train_noise` must be a finite number >= 0, "
-                             f"got {self.train_noise!r}.")
-        if self.dt is not None and (isinstance(self.dt, bool)
-                                    or not isinstance(self.dt, (int, float))
-                                    or not 0.0 < self.dt < float("inf")):
-            raise ValueError(f"Recipe: `dt` must be None or a finite number > 0, got {self.dt!r}.")
+        for name in ("latent_l2", "train_noise"):
+            check_number(getattr(self, name), name, 0, False, "Recipe")
+        check_number(self.dt, "dt", 0, True, "Recipe", allow_none=True)
         if self.cell_init not in CELL_INITS:
             raise ValueError(f"Recipe: `cell_init` must be one of {CELL_INITS}, "
                              f"got {self.cell_init!r}.")
@@ -194,9 +174,6 @@ class Recipe:
         if self.observation not in ("identity", "affine"):
             raise ValueError(f"Recipe: `observation` must be 'identity' or 'affine', "
                              f"got {self.observation!r}.")
-        if isinstance(self.learning_rate, bool) or not math.isfinite(self.learning_rate):
-            raise ValueError(f"Recipe: `learning_rate` must be a finite number > 0, "
-                             f"got {self.learning_rate!r}.")
         self.select_epochs = tuple(self.select_epochs or ())
         n_epochs = -(-self.steps // self.steps_per_epoch)
         for e in self.select_epochs:

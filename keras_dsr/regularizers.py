@@ -11,6 +11,7 @@ unit i, so row i holds the weights *into* unit i).
 import keras
 from keras import ops
 
+from keras_dsr._checks import check_int
 from keras_dsr.cells.plrnn import ALRNN, PLRNN, ShallowPLRNN
 
 
@@ -136,12 +137,7 @@ class ManifoldAttractorRegularization:
         if num_units is None and fraction is None:
             fraction = 0.5
         if num_units is not None:
-            if isinstance(num_units, bool) or not isinstance(num_units, int) or num_units < 0:
-                raise ValueError(
-                    f"{name}: `num_units` must be a non-negative integer, got "
-                    f"{num_units!r}."
-                )
-            num_units = int(num_units)
+            num_units = check_int(num_units, "num_units", 0, name)
         else:
             if (
                 isinstance(fraction, bool)

@@ -20,7 +20,7 @@ def test_rule(m, platform, expected):
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="`latent_dim` must be a positive int"):
+    with pytest.raises(ValueError, match="latent_dim must be an integer >= 1, got 0"):
         choose_method(0)
     with pytest.raises(ValueError, match="`platform` must be one of"):
         choose_method(3, platform="fpga")

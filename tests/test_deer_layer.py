@@ -332,9 +332,9 @@ def test_bad_arguments_raise_clear_errors(data, cells):
         DEERLayer(keras.layers.GRUCell(4, dropout=0.2))
     with pytest.raises(ValueError, match="recurrent_dropout"):
         DEERLayer(keras.layers.LSTMCell(4, recurrent_dropout=0.1))
-    with pytest.raises(ValueError, match="`max_iter`"):
+    with pytest.raises(ValueError, match="max_iter must be an integer >= 1 or None"):
         DEERLayer(cells["gru"], max_iter=0)
-    with pytest.raises(ValueError, match="`atol`"):
+    with pytest.raises(ValueError, match="atol must be a finite number > 0 or None"):
         DEERLayer(cells["gru"], atol=-1.0)
     layer = DEERLayer(cells["gru"])
     with pytest.raises(ValueError, match="`inputs`"):

@@ -261,11 +261,11 @@ def test_bad_input():
         deer_solve(step, z0, u, initial_guess=np.zeros((2, 5, 4), "float32"))
     with pytest.raises(ValueError, match="length"):
         deer_solve(step, z0)
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(ValueError, match="sequence length T must be an integer >= 1, got 0"):
         deer_solve(step, z0, length=0)
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(ValueError, match="sequence length T must be an integer >= 1, got 0"):
         deer_solve(step, z0, np.zeros((2, 0, 1), "float32"))
-    with pytest.raises(ValueError, match="`max_iter`"):
+    with pytest.raises(ValueError, match="max_iter must be an integer >= 1"):
         deer_solve(step, z0, u, max_iter=0)
     with pytest.raises(ValueError, match="`z0`"):
         deer_solve(step, np.float32(1.0), length=3)

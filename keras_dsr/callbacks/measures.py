@@ -65,8 +65,7 @@ class DSRMeasures(keras.callbacks.Callback):
         if not np.all(np.isfinite(x)):
             raise ValueError("x_test contains NaN or inf.")
         check_int(every, "every (epochs)")
-        if pe_steps is not None and (not isinstance(pe_steps, (int, np.integer)) or pe_steps < 1):
-            raise ValueError(f"pe_steps must be None or a positive integer, got {pe_steps!r}.")
+        check_int(pe_steps, "pe_steps", allow_none=True)
         if lyapunov and (dt is None or not dt > 0):
             raise ValueError("lyapunov=True needs dt, the sampling interval (> 0).")
         if not -x.shape[0] <= int(init_index) < x.shape[0]:

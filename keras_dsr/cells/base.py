@@ -61,9 +61,7 @@ class DSRCell(keras.layers.Layer):
         name = type(self).__name__
         self.latent_dim = check_int(latent_dim, "latent_dim", 1, name)
         self.input_dim = check_int(input_dim, "input_dim", 0, name)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise TypeError(f"{name}: `seed` must be an int or None, got {seed!r}.")
-        self.seed = seed
+        self.seed = check_int(seed, "seed", 0, name, allow_none=True)
         self.C = None
 
     # ----------------------------------------------------------------- sizes

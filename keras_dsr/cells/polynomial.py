@@ -25,7 +25,7 @@ import keras
 from keras import ops
 
 from keras_dsr.ops._tensor import matmul
-from keras_dsr._checks import check_int
+from keras_dsr._checks import check_int, check_number
 from keras_dsr.cells.base import DSRCell
 
 INTEGRATORS = ("rk4", "euler")
@@ -147,16 +147,8 @@ class PolynomialFlow(DSRCell):
                              f"got {integrator!r}.")
         self.integrator = integrator
         self.substeps = check_int(substeps, "substeps", 1, name)
-        if (isinstance(init_scale, bool) or not isinstance(init_scale, (int, float))
-                or not 0.0 <= init_scale < float("inf")):
-            raise ValueError(f"{name}: `init_scale` must be a finite number >= 0, "
-                             f"got {init_scale!r}.")
-        self.init_scale = float(init_scale)
-        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float))
-                                  or not 0.0 < bound < float("inf")):
-            raise ValueError(f"{name}: `bound` must be None or a finite number > 0, "
-                             f"got {bound!r}.")
-        self.bound = None if bound is None else float(bound)
+        self.init_scale = check_number(init_scale, "init_scale", 0, False, name)
+        self.bound = check_number(bound, "bound", 0, True, name, allow_none=True)
         exps, self._gather, self._deriv = _structure(self.latent_dim, self.degree)
         self.exponents = exps                     # [P, M], see monomial_exponents
         self.num_features = len(exps)
@@ -254,10 +246,7 @@ class PolynomialFlow(DSRCell):
             (3,)
         """
         name = type(self).__name__
-        if (isinstance(ridge, bool) or not isinstance(ridge, (int, float))
-                or not 0.0 <= ridge < float("inf")):
-            raise ValueError(f"{name}.fit_field: `ridge` must be a finite number >= 0, "
-                             f"got {ridge!r}.")
+        check_number(ridge, "ridge", 0, False, f"{name}.fit_field")
         trajs = list(x) if isinstance(x, (list, tuple)) else [x]
         feats, derivs = [], []
         for traj in trajs:

@@ -15,6 +15,7 @@ with its analytic Jacobian; its output is its state).
 import keras
 from keras import ops
 
+from keras_dsr._checks import check_int, check_number
 from keras_dsr.cells.base import DSRCell
 from keras_dsr.cells.keras_adapter import KerasCellAdapter, check_keras_cell
 from keras_dsr.ops.auto import resolve_method
@@ -45,11 +46,7 @@ def _in_untracked_jax_trace(value):
 
 
 def _check_tolerance(value, name):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{_NAME}: `{name}` must be a positive number or None, got {value!r}.")
-    return float(value)
+    return check_number(value, name, low=0, strict=True, where=_NAME, allow_none=True)
 
 
 @keras.saving.register_keras_serializable(package="keras_dsr")
@@ -137,10 +134,7 @@ class DEERLayer(keras.layers.Layer):
         for flag, value in (("return_sequences", return_sequences), ("return_state", return_state)):
             if not isinstance(value, bool):
                 raise TypeError(f"{_NAME}: `{flag}` must be a bool, got {value!r}.")
-        if max_iter is not None and (
-            isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1
-        ):
-            raise ValueError(f"{_NAME}: `max_iter` must be a positive integer or None, got {max_iter!r}.")
+        check_int(max_iter, "max_iter", where=_NAME, allow_none=True)
         super().__init__(**kwargs)
         self.cell = wrapped
         self._auto_wrapped = auto_wrapped

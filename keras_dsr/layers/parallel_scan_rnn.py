@@ -166,9 +166,7 @@ class ParallelScanRNN(keras.layers.Layer):
             raise ValueError(f"ParallelScanRNN: `max_phase` must be > 0, got {max_phase}.")
         self.r_min, self.r_max, self.max_phase = r_min, r_max, max_phase
         self.skip_input = bool(skip_input)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise ValueError(f"ParallelScanRNN: `seed` must be an integer or None, got {seed!r}.")
-        self.seed = None if seed is None else int(seed)
+        self.seed = check_int(seed, "seed", low=0, where="ParallelScanRNN", allow_none=True)
         self.hidden_layers = [
             keras.layers.Dense(
                 n,

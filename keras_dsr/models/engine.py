@@ -23,6 +23,7 @@ steps).
 import keras
 from keras import ops
 
+from keras_dsr._checks import check_int, check_number
 from keras_dsr.metrics import LastValue
 
 __all__ = ["GuardedModel", "TrainingDiverged"]
@@ -106,17 +107,9 @@ class GuardedModel(keras.Model):
 
     def __init__(self, max_bad_steps=10, divergence_factor=100.0, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(max_bad_steps, bool) or not isinstance(max_bad_steps, int) \
-                or max_bad_steps < 0:
-            raise ValueError(f"`max_bad_steps` must be an int >= 0, got {max_bad_steps!r}.")
-        if divergence_factor is not None and (
-                isinstance(divergence_factor, bool)
-                or not isinstance(divergence_factor, (int, float))
-                or not 1.0 < float(divergence_factor) < float("inf")):
-            raise ValueError(f"`divergence_factor` must be a finite number > 1 or None, "
-                             f"got {divergence_factor!r}.")
-        self.max_bad_steps = max_bad_steps
-        self.divergence_factor = None if divergence_factor is None else float(divergence_factor)
+        self.max_bad_steps = check_int(max_bad_steps, "max_bad_steps", low=0)
+        self.divergence_factor = check_number(divergence_factor, "divergence_factor", low=1,
+                                              strict=True, allow_none=True)
         self.batch_loss_tracker = LastValue(name="batch_loss")
         self.skipped_tracker = StepCount(name="skipped_steps")
         self.diverged_tracker = StepCount(name="diverged_steps")

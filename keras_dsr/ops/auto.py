@@ -30,6 +30,7 @@ Example:
 """
 
 import keras
+from keras_dsr._checks import check_int
 
 __all__ = ["choose_method", "current_platform", "resolve_method"]
 
@@ -67,8 +68,7 @@ def choose_method(latent_dim, platform=None):
     Returns:
         ``"deer"``, ``"quasi"`` or ``"sequential"``.
     """
-    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
-        raise ValueError(f"`latent_dim` must be a positive int, got {latent_dim!r}.")
+    check_int(latent_dim, "latent_dim")
     platform = current_platform() if platform is None else platform
     if platform not in PLATFORMS:
         raise ValueError(f"`platform` must be one of {PLATFORMS} or None, got {platform!r}.")

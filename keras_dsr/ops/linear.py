@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_dsr._checks import check_int
 from keras_dsr.ops._tensor import as_tensor, matmul, matvec
 
 from keras_dsr.ops.scan import _slice, associative_scan
@@ -62,13 +63,7 @@ def _validate(a, b, h0):
 
 
 def _check_chunk_size(chunk_size):
-    if chunk_size is None:
-        return None
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(
-            f"linear_recurrence: `chunk_size` must be a positive int or None, got {chunk_size!r}."
-        )
-    return chunk_size
+    return check_int(chunk_size, "chunk_size", where="linear_recurrence", allow_none=True)
 
 
 def _chunks_first(x, axis, n, chunk):
@@ -110,8 +105,7 @@ def chunked_recurrence(coefficients, xs, h0, chunk_size, reverse=False, remat=Fa
     """
     if not xs:
         raise ValueError("chunked_recurrence: `xs` must hold at least one tensor.")
-    if _check_chunk_size(chunk_size) is None:
-        raise ValueError("chunked_recurrence: `chunk_size` must be a positive int.")
+    check_int(chunk_size, "chunk_size", where="chunked_recurrence")
     axis = len(h0.shape) - 1
     t, m = xs[0].shape[axis], h0.shape[-1]
     if t is None:

@@ -30,6 +30,7 @@ sequential recurrence, and the diagnostics say so (``fell_back``).
 import keras
 from keras import ops
 
+from keras_dsr._checks import check_int
 from keras_dsr.ops._tensor import as_tensor, matvec
 
 from keras_dsr.ops.implicit import jax_implicit
@@ -100,11 +101,8 @@ def _validate(step_fn, z0, inputs, length, initial_guess, jacobian_fn, max_iter)
             "The sequence length is unknown: pass `inputs` [..., T, K], "
             "`initial_guess` [..., T, M] or `length`=T."
         )
-    if not isinstance(t, int) or t < 1:
-        raise ValueError(f"The sequence length T must be a positive integer, got {t!r}.")
-    if max_iter is not None and (not isinstance(max_iter, int) or max_iter < 1):
-        raise ValueError(f"`max_iter` must be a positive integer, got {max_iter!r}.")
-    return t
+    check_int(max_iter, "max_iter", allow_none=True)
+    return check_int(t, "the sequence length T")
 
 
 def sequential_solve(step_fn, z0, inputs=None, length=None):

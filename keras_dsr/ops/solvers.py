@@ -26,6 +26,7 @@ Example:
 import keras
 from keras import ops
 
+from keras_dsr._checks import check_int, check_number
 from keras_dsr.ops.linear import chunked_recurrence, linear_recurrence
 
 __all__ = [
@@ -124,9 +125,8 @@ class DampedNewton(NonlinearSolver):
     name = "damped"
 
     def __init__(self, max_norm=1.0):
-        if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float)) or not max_norm > 0:
-            raise ValueError(f"DampedNewton: `max_norm` must be a positive number, got {max_norm!r}.")
-        self.max_norm = float(max_norm)
+        self.max_norm = check_number(max_norm, "max_norm", low=0, strict=True,
+                                     where="DampedNewton")
 
     def get_config(self):
         return {"max_norm": self.max_norm}
@@ -259,9 +259,7 @@ class ChunkedScan(LinearSolver):
     """
 
     def __init__(self, size):
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"ChunkedScan: `size` must be a positive int, got {size!r}.")
-        self.size = size
+        self.size = check_int(size, "size", where="ChunkedScan")
 
     def get_config(self):
         return {"size": self.size}
@@ -332,10 +330,7 @@ def get_linear_solver(linear_solver=None, chunk_size=None):
             ``(a, b, h0) -> h`` with the semantics of :func:`linear_recurrence`.
         chunk_size: None or a positive int; only with ``linear_solver=None``.
     """
-    if chunk_size is not None and (
-        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
-    ):
-        raise ValueError(f"`chunk_size` must be a positive int or None, got {chunk_size!r}.")
+    chunk_size = check_int(chunk_size, "chunk_size", allow_none=True)
     if linear_solver is None:
         return Scan() if chunk_size is None else ChunkedScan(chunk_size)
     if chunk_size is not None:
