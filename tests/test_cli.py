@@ -101,6 +101,9 @@ def test_evaluate_generate_plot(reconstructed, data_file, tmp_path):
         assert label in out
     scores = json.loads((tmp_path / "s.json").read_text())["scores"]
     assert set(scores) == {"dstsp", "dh", "pe", "lyap"}
+    # every column of this model is recorded: --score-on recorded is a usage error
+    code, _, err = run(["evaluate", model, data_file, "--score-on", "recorded"])
+    assert code == 2 and "use --score-on all" in err and err.count("\n") == 1, err
     # files and --x0 are in the training data's units (the card's standardisation)
     raw = np.loadtxt(data_file, delimiter=",", skiprows=1)
     x0 = ",".join(repr(float(v)) for v in raw[3])
@@ -248,6 +251,7 @@ def test_train_observed_and_embedded_then_evaluate_in_that_space(tmp_path):
     it, and its scores equal the measures computed here from the card by hand."""
     from keras_dsr.embedding import delay_embed
     from keras_dsr.measures import evaluate
+    from keras_dsr.observed import evaluate_observed
     from keras_dsr.systems import simulate
 
     raw = simulate("lorenz63", 1_200, seed=3, standardize=False).states
@@ -275,6 +279,16 @@ def test_train_observed_and_embedded_then_evaluate_in_that_space(tmp_path):
     code, out, err = run(["evaluate", tmp_path / "m.keras", "lorenz63", "--length", "400",
                           "--measures", "dstsp"])
     assert code == 0, err
+    # the recorded channel alone (x, delay 0), from a warm-started free run
+    code, _, err = run(["evaluate", tmp_path / "m.keras", tmp_path / "d.npy", "--measures",
+                        "dstsp,dh", "--score-on", "recorded", "-o", tmp_path / "r.json"])
+    assert code == 0, err
+    rec = json.loads((tmp_path / "r.json").read_text())
+    assert rec["score_on"] == "recorded"
+    ref = evaluate_observed(model, ((emb - x.mean()) / x.std()).astype("float32"),
+                            measures=("dstsp", "dh"), channels=[0])
+    for k in ("dstsp", "dh"):
+        np.testing.assert_allclose(rec["scores"][k], ref[k], rtol=1e-4)
 
 
 def test_reconstruct_observed_noisy_and_embedded(tmp_path):
