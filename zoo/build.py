@@ -25,7 +25,6 @@ import platform
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-VAL_LENGTH = 100_000  # steps of the validation trajectories at the system's default dt
 NOT_SHIPPED = "not shipped"
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
@@ -39,13 +38,8 @@ from keras_dsr.measures import evaluate  # noqa: E402
 from keras_dsr.recipes import Recipe, floor_scores, simulate_like, train  # noqa: E402
 from keras_dsr.systems import lyapunov_max, simulate  # noqa: E402
 from keras_dsr.zoo.criteria import (  # noqa: E402
-    TEST_LENGTH, check_scores, held_out_length, lyap_steps, preset_scores, true_reference)
-
-
-def val_length(system, dt=None):
-    """Steps of the validation trajectories: ``VAL_LENGTH``, more at a dt finer than the
-    system's default (the same time, as the criteria's ``held_out_length``)."""
-    return held_out_length(system, dt) * VAL_LENGTH // TEST_LENGTH
+    check_scores, lyap_steps, preset_scores, true_reference)
+from keras_dsr.zoo.selection import validation_length, validation_score  # noqa: E402
 
 
 def recipes():
@@ -79,27 +73,11 @@ def machine():
             f"backend {keras.backend.backend()}")
 
 
-def validation_score(scores, floor, lyap_true):
-    """How far a candidate is from the criteria on the validation set (<= 1: met).
-
-    The largest of ``D_stsp / (floor + 0.2)``, ``D_H / (2 floor)`` (validation floor)
-    and ``|lambda_max - true| / (0.15 |true|)``: each criterion of
-    ``keras_dsr/zoo/criteria.py`` scaled so that 1 is its bar.
-
-    Example:
-        >>> round(validation_score({"dstsp": 0.15, "dh": 0.05, "lyap": 1.17},
-        ...                        {"dstsp": 0.1, "dh": 0.05}, 0.9), 3)  # lambda: 30 % off
-        2.0
-    """
-    rel = abs(scores["lyap"] - lyap_true) / (0.15 * abs(lyap_true))
-    return max(scores["dstsp"] / (floor["dstsp"] + 0.2), scores["dh"] / (2 * floor["dh"]), rel)
-
-
 def train_candidates(system, recipe, verbose=2):
     """Train ``recipe`` (its ``tries``, ``select_epochs`` and ``finetune``) with
     :func:`keras_dsr.recipes.train`, scoring candidates on a *validation* trajectory
     (data seed + 3; its floor: seed + 4), never on the test set (seed + 1) that the
-    criteria use; the score is :func:`validation_score`.
+    criteria use; the score is :func:`keras_dsr.zoo.selection.validation_score`.
 
     Returns:
         ``(model, recipe, train_traj, seconds, history, report)``: ``report`` is that
@@ -107,7 +85,7 @@ def train_candidates(system, recipe, verbose=2):
         of the kept model.
     """
     train_traj = simulate(system, recipe.train_length, dt=recipe.dt, seed=recipe.seed)
-    n_val = val_length(system, train_traj.dt)
+    n_val = validation_length(system, train_traj.dt)
     val = simulate_like(system, n_val, recipe.seed + 3, train_traj)
     other = simulate_like(system, n_val, recipe.seed + 4, train_traj)
     val_floor = floor_scores(val.x, other.x)

@@ -20,13 +20,12 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "zoo"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from build import val_length, validation_score  # noqa: E402
+from keras_dsr.zoo.selection import validation_length, validation_score  # noqa: E402
 from track_checkpoints import MEASURES, _line  # noqa: E402
 from keras_dsr.callbacks import ConstantAlpha  # noqa: E402
 from keras_dsr.data import TrajectoryWindows  # noqa: E402
@@ -58,7 +57,7 @@ def main(argv=None):
     if a.steps % a.every or a.every % 100:
         p.error("--steps must be a multiple of --every, and --every of 100")
     tr = simulate(a.system, 100_000, dt=a.dt, seed=0)
-    n_val = val_length(a.system, tr.dt)
+    n_val = validation_length(a.system, tr.dt)
     val = simulate_like(a.system, n_val, 3, tr)
     val_floor = floor_scores(val.x, simulate_like(a.system, n_val, 4, tr).x,
                              ("dstsp", "dh"))

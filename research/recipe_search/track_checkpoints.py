@@ -23,12 +23,11 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "zoo"))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from build import val_length, validation_score  # noqa: E402
+from keras_dsr.zoo.selection import validation_length, validation_score  # noqa: E402
 from keras_dsr.measures import evaluate  # noqa: E402
 from keras_dsr.recipes import Recipe, simulate_like, floor_scores, train  # noqa: E402
 from keras_dsr.systems import lyapunov_max, simulate  # noqa: E402
@@ -58,7 +57,7 @@ def main(argv=None):
     recipe = Recipe.from_dict(json.loads(a.recipe))
     system = a.system
     tr = simulate(system, recipe.train_length, dt=recipe.dt, seed=recipe.seed)
-    n_val = val_length(system, tr.dt)
+    n_val = validation_length(system, tr.dt)
     val = simulate_like(system, n_val, recipe.seed + 3, tr)
     val_floor = floor_scores(val.x, simulate_like(system, n_val, recipe.seed + 4, tr).x,
                              ("dstsp", "dh"))
