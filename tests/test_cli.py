@@ -87,7 +87,7 @@ def test_reconstruct_outputs(reconstructed):
     assert all(np.isfinite(v) for v in card["floor"].values())
     assert card["machine"]["backend"] == BACKEND
     assert card["training"]["epochs"] == 2 and "loss" in card["training"]["final"]
-    assert "| hidden_dim | 8 |" in (out / "model.md").read_text()
+    assert "| hidden_dim | `8` |" in (out / "model.md").read_text()
     model = keras.saving.load_model(out / "model.keras", compile=False)
     assert model.observed_dim == 3
 

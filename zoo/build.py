@@ -21,7 +21,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -32,8 +31,8 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import keras_dsr  # noqa: E402,F401
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 from keras_dsr import zoo  # noqa: E402
+from keras_dsr.cards import machine_line  # noqa: E402
 from keras_dsr.measures import evaluate  # noqa: E402
 from keras_dsr.recipes import Recipe, floor_scores, simulate_like, train  # noqa: E402
 from keras_dsr.systems import lyapunov_max, simulate  # noqa: E402
@@ -62,15 +61,6 @@ def load_recipe(name):
         if key in spec:
             fields[key] = spec[key]
     return spec["system"], Recipe.from_dict(fields)
-
-
-def machine():
-    cores = f"{os.cpu_count()} CPU cores"
-    if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) < (os.cpu_count() or 0):
-        cores = f"pinned to {len(os.sched_getaffinity(0))} of {os.cpu_count()} CPU cores"
-    return (f"{platform.system()} {platform.machine()}, {cores}, "
-            f"Python {platform.python_version()}, keras {keras.__version__}, "
-            f"backend {keras.backend.backend()}")
 
 
 def train_candidates(system, recipe, verbose=2):
@@ -124,7 +114,7 @@ def build(name, verbose=2):
         "criteria_met": ok, "train_seconds": round(seconds, 1),
         "candidates": report["candidates"], "finetune": report["finetune"],
         "validation": {"floor": report["val_floor"], "measures": report["val_measures"]},
-        "final_logs": final, "machine": machine(),
+        "final_logs": final, "machine": machine_line(),
         "date": datetime.date.today().isoformat(),
     }
     if ok:  # the card joins the entry of the very file that was scored

@@ -3,6 +3,8 @@
 import os
 import sys
 
+from keras_dsr.cards import LABELS
+from keras_dsr.cards import fmt as _fmt
 from keras_dsr.io import atomic_write, check_writable
 
 
@@ -14,9 +16,6 @@ OBSERVATIONS = ("identity", "affine")
 
 
 MEASURES = ("dstsp", "dh", "pe", "lyap")
-
-
-LABELS = {"dstsp": "D_stsp", "dh": "D_H", "pe": "PE(20)", "lyap": "lambda_max"}
 
 
 DATA_EXT = (".npy", ".csv")
@@ -39,10 +38,6 @@ def _verbose(args):
     if args.quiet:
         return 0
     return 1 if sys.stdout.isatty() else 2
-
-
-def _fmt(v):
-    return "-" if v is None else f"{v:.4g}"
 
 
 def _fmt_list(values):

@@ -3,49 +3,15 @@
 import datetime
 import json
 import os
-import platform
 
+from keras_dsr.cards import final_logs, machine_info, recipe_table, scores_table
 from keras_dsr.io import atomic_path, atomic_write
-from keras_dsr.cli._shared import LABELS, _fmt, _fmt_list, _say
+from keras_dsr.cli._shared import _fmt_list, _say
 
 
 def _card_paths(model_path):
     stem = os.path.splitext(model_path)[0]
     return stem + ".json", stem + ".md"
-
-
-def _machine():
-    import keras
-
-    import keras_dsr
-
-    backend = keras.backend.backend()
-    device = "cpu"
-    try:
-        if backend == "jax":
-            import jax
-
-            d = jax.devices()[0]
-            device = f"{d.platform}: {d.device_kind} x{jax.device_count()}"
-        elif backend == "torch":
-            import torch
-
-            if torch.cuda.is_available():
-                device = f"cuda: {torch.cuda.get_device_name(0)}"
-        elif backend == "tensorflow":
-            import tensorflow as tf
-
-            gpus = tf.config.list_physical_devices("GPU")
-            device = f"gpu x{len(gpus)}" if gpus else "cpu"
-    except Exception:  # noqa: BLE001 - device details are informative only
-        pass
-    return {"platform": platform.platform(), "python": platform.python_version(),
-            "cpus": os.cpu_count(), "backend": backend, "device": device,
-            "keras": keras.__version__, "keras_dsr": keras_dsr.__version__}
-
-
-def _final_logs(history):
-    return {k: float(v[-1]) for k, v in getattr(history, "history", {}).items() if v}
 
 
 def _card_markdown(model_path, card):
@@ -57,19 +23,14 @@ def _card_markdown(model_path, card):
     lines += [f"- {k}: {v}" for k, v in card["data"].items()]
     lines += ["- standardisation: x_model = (x - mean) / std, mean = "
               f"{_fmt_list(card['standardization']['mean'])}, std = "
-              f"{_fmt_list(card['standardization']['std'])}", "", "## Recipe", "",
-              "| field | value |", "| --- | --- |"]
-    lines += [f"| {k} | {v} |" for k, v in recipe.items()]
+              f"{_fmt_list(card['standardization']['std'])}", "", "## Recipe", ""]
+    lines += recipe_table(recipe)
     tr = card["training"]
     lines += ["", "## Training", "", f"- time: {tr['seconds']:.1f} s",
               f"- epochs: {tr['epochs']}"]
     lines += [f"- final {k}: {v:.4g}" for k, v in tr["final"].items()]
     if card.get("scores"):
-        lines += ["", "## Measures", "", "| measure | model | floor (true vs true) |",
-                  "| --- | --- | --- |"]
-        floor = card.get("floor") or {}
-        lines += [f"| {LABELS[k]} | {v:.4g} | {_fmt(floor.get(k))} |"
-                  for k, v in card["scores"].items()]
+        lines += ["", "## Measures", ""] + scores_table(card["scores"], card.get("floor"))
     lines += ["", "## Machine", ""] + [f"- {k}: {v}" for k, v in card["machine"].items()]
     return "\n".join(lines) + "\n"
 
@@ -85,8 +46,8 @@ def _make_card(args, data, recipe, history, seconds, scores=None, floor=None):
         "recipe": recipe.to_dict(),
         "training": {"seconds": seconds,
                      "epochs": history.epoch[-1] + 1 if history.epoch else 0,
-                     "final": _final_logs(history)},
-        "machine": _machine(),
+                     "final": final_logs(history)},
+        "machine": machine_info(),
     }
     if history.epoch and history.epoch[0] > 0:  # train --resume continued a run
         card["training"]["resumed_at_epoch"] = history.epoch[0]

@@ -6,7 +6,8 @@ from keras_dsr.cli._args import _check_latent, _parse_measures, _recipe
 from keras_dsr.cli._data import Data, _autonomous, _check_observation_options, _default_test_length, _system
 from keras_dsr.cli._interrupt import _InterruptCheck, _raise_if_interrupted
 from keras_dsr.cli._shared import PE_STEPS, UsageError, _check_out, _print_scores, _save_figures, _say, _verbose
-from keras_dsr.cli.card import _final_logs, _make_card, _save_model
+from keras_dsr.cards import final_logs
+from keras_dsr.cli.card import _make_card, _save_model
 from keras_dsr.cli._args import _add_recipe_options, _nonneg_float, _positive_int, add_observation_options
 from keras_dsr.cli._shared import MEASURES_HELP, length_help
 
@@ -55,7 +56,7 @@ def cmd_reconstruct(args):
                           verbose=_verbose(args))
         true_x, mean, std = res.test.x, res.train.mean, res.train.std
     _raise_if_interrupted()
-    final = _final_logs(res.history)
+    final = final_logs(res.history)
     _say(args, f"trained in {res.seconds:.1f} s; final loss {final.get('loss', float('nan')):.4g}, "
                f"alpha {final.get('alpha', float('nan')):.3f}")
     print(f"\n{system.name}: free-running model vs the test trajectory")

@@ -7,7 +7,8 @@ from keras_dsr.cli._args import _check_length, _recipe
 from keras_dsr.cli._data import _check_observation_options, _observed_training_data, _training_data
 from keras_dsr.cli._interrupt import _InterruptCheck, _raise_if_interrupted
 from keras_dsr.cli._shared import _check_out, _check_output, _say, _verbose
-from keras_dsr.cli.card import _backup_dir, _card_paths, _final_logs, _make_card, _save_model
+from keras_dsr.cards import final_logs
+from keras_dsr.cli.card import _backup_dir, _card_paths, _make_card, _save_model
 from keras_dsr.cli._args import _add_recipe_options, _nonneg_float, _positive_float, add_observation_options
 from keras_dsr.cli._shared import DATA_HELP
 
@@ -42,7 +43,7 @@ def cmd_train(args):
                   "command again (with --resume) to continue", file=sys.stderr)
         raise
     _raise_if_interrupted()
-    final = _final_logs(history)
+    final = final_logs(history)
     _say(args, f"trained in {seconds:.1f} s; final loss {final.get('loss', float('nan')):.4g}, "
                f"alpha {final.get('alpha', float('nan')):.3f}")
     _save_model(args, model, args.output, _make_card(args, data, recipe, history, seconds))
