@@ -1,0 +1,108 @@
+"""keras_dsr.robustness: free runs from many initial conditions, classified, against
+maps whose fate is known in closed form."""
+
+import numpy as np
+import pytest
+
+from keras_dsr.robustness import FATES, free_run_fates, initial_conditions, periodic
+
+
+def _iterate(step):
+    """A map ``step: [B, N] -> [B, N]`` as a generator ``(x0, steps) -> [B, steps, N]``."""
+    def generate(x0, steps):
+        x, out = np.asarray(x0, dtype=np.float64), []
+        for _ in range(steps):
+            x = step(x)
+            out.append(x)
+        return np.stack(out, axis=1)
+    return generate
+
+
+henon = _iterate(lambda x: np.stack([1 - 1.4 * x[:, 0] ** 2 + x[:, 1], 0.3 * x[:, 0]], 1))
+HENON = henon([[0.1, 0.1]], 21_000)[0, 1_000:]
+CENTER, RADIUS = HENON.mean(0), HENON.std(0).max()
+TURN = 2 * np.pi / 37.3  # a cycle of 37.3 steps: not a whole number of steps
+
+
+def _circle(x):
+    """Radius relaxes to RADIUS around CENTER, angle turns by TURN: a limit cycle."""
+    d = x - CENTER
+    r = np.linalg.norm(d, axis=1, keepdims=True)
+    angle = np.arctan2(d[:, 1], d[:, 0]) + TURN
+    r = RADIUS + 0.5 * (r - RADIUS)
+    return CENTER + r * np.stack([np.cos(angle), np.sin(angle)], 1)
+
+
+def _tent(x):
+    """A chaotic set of its own: the logistic map on each axis, beside Hénon's attractor."""
+    u = np.mod((x - CENTER - 5.0) / (4 * RADIUS) + 0.5, 1.0)
+    u = np.stack([3.99 * u[:, 0] * (1 - u[:, 0]), 3.9 * u[:, 1] * (1 - u[:, 1])], 1)
+    return CENTER + 5.0 + 4 * RADIUS * (u - 0.5)
+
+
+@pytest.mark.backend_independent
+def test_periodic_finds_map_cycles_sampled_flow_cycles_and_no_chaos():
+    cycle7 = np.tile(np.random.default_rng(0).normal(size=(7, 3)), (30, 1))
+    assert periodic(cycle7) == 7.0
+    theta = TURN * np.arange(600)
+    assert periodic(np.stack([np.cos(theta), np.sin(theta)], 1), tol=1e-2) == \
+        pytest.approx(37.3, abs=0.02)
+    assert periodic(np.ones((50, 2))) == 1.0
+    assert periodic(HENON[:2_000], tol=0.05) is None
+    assert periodic(cycle7, max_period=5) is None
+
+
+@pytest.mark.backend_independent
+@pytest.mark.parametrize("step, fate", [
+    (lambda x: 0.5 * x + 0.3, "fixed_point"),
+    (_circle, "cycle"),
+    (lambda x: 2.0 * x + 1.0, "diverged"),
+    (_tent, "other"),
+])
+def test_every_initial_condition_meets_the_maps_known_fate(step, fate):
+    fates = free_run_fates(_iterate(step), HENON, n=12, steps=3_000, burn_in=500)
+    assert fates.labels == [fate] * 12, fates.labels
+    assert fates.counts[fate] == 12 and fates.fractions[fate] == 1.0
+    assert set(fates.counts) == set(FATES) and fates.failed == 1.0
+
+
+@pytest.mark.backend_independent
+def test_a_model_with_two_attractors_is_counted_per_initial_condition():
+    # starts with x > 0.6 go to the limit cycle, the others stay on Hénon's attractor
+    x0 = initial_conditions(HENON, n=40, spread=0.0, seed=3)
+    to_cycle = x0[:, 0] > 0.6
+
+    def generate(x0_, steps):
+        out = henon(x0_, steps)
+        out[to_cycle] = _iterate(_circle)(x0_[to_cycle], steps)
+        return out
+
+    fates = free_run_fates(generate, HENON, x0=x0, steps=4_000, burn_in=500)
+    expected = np.where(to_cycle, "cycle", "reached").tolist()
+    assert fates.labels == expected
+    assert fates.counts["cycle"] == int(to_cycle.sum()) > 0
+    assert fates.fractions["reached"] == pytest.approx(1 - to_cycle.mean())
+    assert fates.to_dict()["n"] == 40 and np.all(fates.dstsp[~to_cycle] <= fates.max_dstsp)
+
+
+@pytest.mark.backend_independent
+def test_initial_conditions_lie_around_the_data():
+    x0 = initial_conditions(HENON, n=500, spread=0.1, seed=0)
+    assert x0.shape == (500, 2)
+    d = np.min(np.linalg.norm(x0[:, None] - HENON[::20][None], axis=2), axis=1)
+    assert np.median(d) < 0.2 * HENON.std(0).max()
+    np.testing.assert_array_equal(initial_conditions(HENON, 5, seed=1),
+                                  initial_conditions(HENON, 5, seed=1))
+
+
+@pytest.mark.backend_independent
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(n=0), "n must be an integer >= 1"),
+    (dict(steps=5), "steps must be an integer >= 20"),
+    (dict(bound_factor=1.0), "bound_factor must be a finite number > 1"),
+    (dict(x0=np.zeros((3, 5))), "x0 has 5 variable"),
+    (dict(max_dstsp=-1.0), "max_dstsp must be a finite number >= 0"),
+])
+def test_bad_input(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        free_run_fates(henon, HENON, **kwargs)
