@@ -11,9 +11,10 @@ last ``steps`` states of each run, in this order:
 * ``"diverged"``: a non-finite state, or a state farther than ``bound_factor``
   times the data's largest deviation from its mean;
 * ``"reached"``: the run's states are distributed like the data: D_stsp
-  (:func:`keras_dsr.measures.state_space_divergence`) of the run against the data
-  at most ``max_dstsp`` (default: D_stsp between the two halves of the data, + 0.2,
-  the criterion of the zoo relative to a floor);
+  (:func:`keras_dsr.measures.state_space_divergence`) of the run against the first
+  half of the data at most ``max_dstsp`` (default: D_stsp of ``steps`` states of the
+  data's second half against its first half, + 0.2: the zoo's criterion relative to
+  a floor of the same sample size, since D_stsp grows as samples shrink);
 * ``"fixed_point"``: every variable's standard deviation over the run is below
   ``1e-3`` of the data's;
 * ``"cycle"``: the run is periodic: for some period p (in steps, 1 <= p <= half the
@@ -38,6 +39,7 @@ Example:
 """
 
 import dataclasses
+import warnings
 from typing import Dict, List
 
 import numpy as np
@@ -136,11 +138,12 @@ def free_run_fates(model, x_ref, n=100, steps=10_000, burn_in=5_000, spread=0.1,
         model: a model with ``generate(x0 [B, N], steps) -> [B, steps, N]`` (e.g. a
             :class:`~keras_dsr.models.DSRModel`) or such a callable.
         x_ref: the data ``[T, N]`` whose attractor the runs should reach (in the
-            units the model generates in).
+            units the model generates in); at least ``2 * steps`` states keep the
+            floor's sample as large as a run's.
         n, spread, seed: the initial conditions (:func:`initial_conditions`).
         steps: states of each run that are classified, after ``burn_in`` steps.
-        max_dstsp: D_stsp bound of a reached run (default: D_stsp between the two
-            halves of ``x_ref`` + 0.2).
+        max_dstsp: D_stsp bound of a reached run (default: D_stsp of ``steps``
+            states of the second half of ``x_ref`` against its first half, + 0.2).
         bound_factor: a state beyond ``bound_factor`` x the data's largest deviation
             from its mean has diverged.
         cycle_tol: tolerance of :func:`periodic` relative to the data's largest
@@ -165,11 +168,13 @@ def free_run_fates(model, x_ref, n=100, steps=10_000, burn_in=5_000, spread=0.1,
         if x0.shape[1] != x_ref.shape[1]:
             raise ValueError(f"free_run_fates: x0 has {x0.shape[1]} variable(s), x_ref "
                              f"{x_ref.shape[1]}.")
-    if max_dstsp is None:
-        half = x_ref.shape[0] // 2
-        max_dstsp = M.state_space_divergence(x_ref[:half], x_ref[half:]) + 0.2
+    half = x_ref.shape[0] // 2
+    first = x_ref[:half]  # runs and the floor are scored against the first half
+    if max_dstsp is None:  # D_stsp depends on the sample size: the floor's has `steps`
+        max_dstsp = M.state_space_divergence(first, x_ref[half:half + steps]) + 0.2
     max_dstsp = check_number(max_dstsp, "max_dstsp", 0, where="free_run_fates")
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a diverging run is a fate here
         runs = M._generate(model, x0.astype("float32"), burn_in + steps)
     runs = np.asarray(runs, dtype=np.float64)[:, burn_in:]
     mean, std = x_ref.mean(0), x_ref.std(0)
@@ -180,7 +185,7 @@ def free_run_fates(model, x_ref, n=100, steps=10_000, burn_in=5_000, spread=0.1,
         if not np.all(np.isfinite(run)) or np.abs(run - mean).max() > bound:
             labels.append("diverged")
             continue
-        dstsp[i] = M.state_space_divergence(x_ref, run)
+        dstsp[i] = M.state_space_divergence(first, run)
         if dstsp[i] <= max_dstsp:
             labels.append("reached")
         elif np.all(run.std(0) < 1e-3 * std):

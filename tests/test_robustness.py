@@ -106,3 +106,24 @@ def test_initial_conditions_lie_around_the_data():
 def test_bad_input(kwargs, message):
     with pytest.raises(ValueError, match=message):
         free_run_fates(henon, HENON, **kwargs)
+
+
+@pytest.mark.parametrize("a, fate", [(0.5, "fixed_point"), (1.5, "diverged")])
+def test_a_keras_model_on_every_backend(a, fate):
+    """A clipped shPLRNN reduced to z -> a z + 0.3 (W1 = W2 = 0): a fixed point at
+    0.3 / (1 - a) for a = 0.5, growth for a = 1.5; scored against standardised Lorenz-63."""
+    from keras_dsr.cells import ClippedShallowPLRNN
+    from keras_dsr.models import DSRModel
+    from keras_dsr.systems import simulate
+
+    model = DSRModel(cell=ClippedShallowPLRNN(3, 8, seed=0), gtf=0.5)
+    model.build((None, 10, 3))
+    for w in model.cell.weights:
+        name = w.path.split("/")[-1]
+        w.assign(np.full(w.shape, {"a": a, "h1": 0.3}.get(name, 0.0), "float32"))
+    x_ref = simulate("lorenz63", 4_000, seed=0).x
+    fates = free_run_fates(model, x_ref, n=5, steps=200, burn_in=100)
+    assert fates.labels == [fate] * 5
+    if fate == "fixed_point":
+        run = np.asarray(model.generate(fates.x0[:1].astype("float32"), 300))[0, -1]
+        np.testing.assert_allclose(run, 0.3 / (1 - a), rtol=1e-5)
