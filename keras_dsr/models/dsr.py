@@ -389,7 +389,7 @@ class DSRModel(FreeRunning, GuardedModel):
                              f"got {start.shape}.")
         if not np.all(np.isfinite(start)):
             raise ValueError(f"`{name}` contains NaN or inf: a free run needs a finite start.")
-        if start.dtype != np.float32:  # x0 in physical units: standardise
+        if scale and state is None:  # x0 in physical units: standardise
             start = ((start - np.asarray(self.data_mean)) / np.asarray(self.data_std))
             start = start.astype("float32")
         start = ops.convert_to_tensor(start)
