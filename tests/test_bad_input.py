@@ -325,7 +325,7 @@ def small_model():
     ({"dt": 0}, "`dt` must be a finite number > 0"),
     ({"system": ""}, "`system` must be a non-empty string or None"),
     ({"recipe": [1]}, "`recipe` must be a dict (or a Recipe) or None, got list"),
-    ({"card": {"x": float("nan")}}, "`card` must be JSON-serialisable with finite numbers"),
+    ({"card": {"x": {1, 2}}}, "`card` must be JSON-serialisable (Object of type set"),
     ({"folder": ".hidden"}, "`folder` must name a folder (not hidden)"),
 ])
 def test_save_to_preset_refuses(small_model, tmp_path, change, message):

@@ -40,8 +40,8 @@ def preset_info(name, preset_dir=None):
     units). Nothing is loaded; the checksums are not checked (see :func:`load_preset`).
 
     Raises:
-        PresetError: unknown name (the message lists the known ones), or a missing or
-            unreadable ``metadata.json``.
+        PresetError: unknown name (the message lists the known ones), a missing or
+            unreadable ``metadata.json``, or a file it lists missing.
     """
     folder = resolve(name, preset_dir)
     return info(folder, read_metadata(folder, verify=False))

@@ -181,10 +181,9 @@ def _check_fields(system, dt, recipe, card):
             raise ValueError(f"{where}: `{key}` must be a dict (or a Recipe) or None, got "
                              f"{type(value).__name__}.")
         try:
-            json.dumps(value, allow_nan=False)
+            json.dumps(value)  # (a diverged candidate's inf score is kept, as Infinity)
         except (TypeError, ValueError) as e:
-            raise ValueError(f"{where}: `{key}` must be JSON-serialisable with finite "
-                             f"numbers ({e}).") from None
+            raise ValueError(f"{where}: `{key}` must be JSON-serialisable ({e}).") from None
     return system, dt, recipe, card
 
 
