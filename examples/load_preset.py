@@ -1,14 +1,22 @@
 """Load a pretrained preset from the zoo, let it run freely, and score it against the true system.
 
 Lists the shipped presets (``keras_dsr.zoo.list_presets()``), loads one
-(``DSRModel.from_preset(name)``; the manifest entry from ``zoo.preset_info(name)``
-holds the system, dt and the standardisation of the training data), simulates a
-true trajectory of that system (``keras_dsr.systems``) from a held-out initial
-condition (the preset's training seed + 1, as in its model card), standardises it
-with the preset's stored mean and std, generates a free run from its first point
-(the protocol of docs/method.md §Evaluation measures: 1.25 T steps, the first quarter dropped), and prints D_stsp
-and D_H of the free run next to the floor of an independent true trajectory
-(seed + 2). The attractor and the power spectra are saved as PNG figures.
+(``DSRModel.from_preset(name)``; its metadata, ``model.preset`` or
+``zoo.preset_info(name)``, holds the system, dt, the training data's mean and std,
+the recipe and the card), simulates a true trajectory of that system
+(``keras_dsr.systems``) in its physical units from a held-out initial condition (the
+preset's training seed + 1, as in its model card), and lets the model run freely from
+the trajectory's first point, also in physical units (a preset carries the units of
+its data)::
+
+    model = DSRModel.from_preset("lorenz63")
+    traj = model.generate(x0, 10_000)     # x0 [3] and traj [10000, 3]: physical units
+
+The free run follows the protocol of docs/method.md §Evaluation measures (1.25 T steps,
+the first quarter dropped); D_stsp and D_H are computed on the standardised
+trajectories (the preset's mean and std) and printed next to the floor of an
+independent true trajectory (seed + 2). The attractor (physical units) and the power
+spectra are saved as PNG figures.
 
 Run:  python examples/load_preset.py                        (T = 100 000 test steps)
       python examples/load_preset.py --preset rossler --output runs/rossler
@@ -17,8 +25,8 @@ Run:  python examples/load_preset.py                        (T = 100 000 test st
 Prints the presets, the chosen preset's system, dt and recorded card scores, then
 ``D_stsp = ...   D_H = ...   (floor of an independent true trajectory: ... / ...)``
 and the paths of the figures (``attractor.png``, ``power_spectrum.png`` in ``--output``).
-``--preset-dir`` reads presets from another folder with a ``manifest.json`` (e.g. a
-preset you built yourself). Full mode takes about 1 min on a 2-core CPU (mostly the
+``--preset-dir`` reads presets from another folder of preset folders (e.g. one you
+wrote with ``model.save_to_preset(folder, ...)``). Full mode takes about 1 min on a 2-core CPU (mostly the
 simulation of the two true trajectories), smoke mode about 20 s.
 """
 
@@ -39,11 +47,10 @@ from keras_dsr.systems import simulate_ensemble
 
 
 def true_pair(info, steps, seed):
-    """Test and independent true trajectories ``[steps, N]`` in the preset's standardisation."""
+    """Test and independent true trajectories ``[steps, N]`` in the system's units."""
     test, other = simulate_ensemble(info["system"], steps, seeds=(seed, seed + 1),
                                     dt=info["dt"], standardize=False)
-    mean, std = np.asarray(info["mean"]), np.asarray(info["std"])
-    return [((t.clean - mean) / std).astype("float32") for t in (test, other)]
+    return [t.clean for t in (test, other)]
 
 
 def main(argv=None):
@@ -57,7 +64,7 @@ def main(argv=None):
                         help="initial-condition seed of the test trajectory "
                              "(default: the preset's training seed + 1)")
     parser.add_argument("--preset-dir", default=None,
-                        help="a folder with a manifest.json (default: the shipped presets)")
+                        help="a folder of preset folders (default: the shipped presets)")
     parser.add_argument("--smoke", action="store_true", help="short test trajectory, for CI")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -76,7 +83,7 @@ def main(argv=None):
         parser.error(f"--preset {name!r} is not a shipped preset; choose one of {names}")
     info = zoo.preset_info(name, args.preset_dir)
     print(f"presets: {', '.join(names)}")
-    card = info.get("card", {}).get("scores", {})
+    card = (info.get("card") or {}).get("scores", {})
     print(f"preset {name!r}: system {info['system']}, dt = {info['dt']}, trained with seed "
           f"{info['recipe']['seed']}; card: "
           + (", ".join(f"{k} {v:.3f}" for k, v in card.items()) or "no scores recorded"))
@@ -88,15 +95,17 @@ def main(argv=None):
     seed = info["recipe"]["seed"] + 1 if args.seed is None else args.seed
     test, other = true_pair(info, args.steps, seed)
 
-    x_gen = generate_for_evaluation(model, test)   # free run from test[0], transient dropped
-    s = evaluate(model, test, measures=("dstsp", "dh"), x_gen=x_gen)
-    floor = {"dstsp": state_space_divergence(test, other),
-             "dh": power_spectrum_distance(test, other)}
+    # free run from test[0] (physical units), the transient dropped: in physical units
+    x_gen = generate_for_evaluation(model, test)
+    mean, std = np.asarray(info["mean"]), np.asarray(info["std"])
+    test_s, other_s, gen_s = ((a - mean) / std for a in (test, other, x_gen))
+    s = evaluate(model, test_s, measures=("dstsp", "dh"), x_gen=gen_s)
+    floor = {"dstsp": state_space_divergence(test_s, other_s),
+             "dh": power_spectrum_distance(test_s, other_s)}
     print(f"free run of {len(x_gen)} steps from a true {info['system']} point (seed {seed}):")
     print(f"D_stsp = {s['dstsp']:.3f}   D_H = {s['dh']:.3f}   (floor of an independent true "
           f"trajectory: {floor['dstsp']:.3f} / {floor['dh']:.3f})")
-    raw = x_gen[-1] * np.asarray(info["std"]) + np.asarray(info["mean"])
-    print(f"last generated point in the system's units: {np.round(raw, 3).tolist()}")
+    print(f"last generated point in the system's units: {np.round(x_gen[-1], 3).tolist()}")
 
     out = args.output or f"keras_dsr_preset_{name}"
     os.makedirs(out, exist_ok=True)

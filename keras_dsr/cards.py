@@ -99,10 +99,13 @@ def recipe_table(recipe):
 
 def scores_table(scores, floor=None, lyap_true=None):
     """Markdown lines: each measure of ``scores`` beside the floor (an independent true
-    trajectory against the same test data), and lambda_max beside the true value."""
+    trajectory against the same test data), and lambda_max beside the true value; in
+    the order of :data:`LABELS`."""
     floor = floor or {}
     lines = ["| measure | model | floor (independent true trajectory) |", "| --- | --- | --- |"]
-    for key, value in scores.items():
+    order = list(LABELS)
+    for key in sorted(scores, key=lambda k: order.index(k) if k in order else len(order)):
+        value = scores[key]
         if key == "lyap":
             ref = f"{fmt(lyap_true)} (true)" if lyap_true is not None else "-"
             lines.append(f"| {LABELS[key]} (per time unit) | {fmt(value)} | {ref} |")

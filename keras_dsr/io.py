@@ -1,10 +1,11 @@
 """Atomic file writes: a file is either its old version or its complete new one.
 
-Every file keras_dsr writes (models, model cards, figures, data files, the zoo
-manifest and presets) goes through :func:`atomic_write` or
-:func:`atomic_save_model`: the content is written to a uniquely named temporary
-file in the target's folder, flushed and fsync'ed, then moved over the target
-with ``os.replace`` (atomic on POSIX and Windows). A process killed at any moment
+Every file keras_dsr writes (models, model cards, figures, data files) goes through
+:func:`atomic_write` or :func:`atomic_save_model`: the content is written to a
+uniquely named temporary file in the target's folder, flushed and fsync'ed, then
+moved over the target with ``os.replace`` (atomic on POSIX and Windows). A folder
+written as one unit (a zoo preset) goes through :func:`atomic_directory` (a
+temporary sibling folder, renamed into place). A process killed at any moment
 leaves the previous file intact; the hidden temporary file a killed process
 leaves (``.NAME.PID.*.tmp*``) is removed by the next write of the same target
 once no process with that PID is alive. Two processes writing the same target
@@ -20,11 +21,13 @@ Example:
 """
 
 import contextlib
+import errno
 import os
+import shutil
 import tempfile
 
-__all__ = ["atomic_write", "atomic_path", "atomic_save_model", "check_writable",
-           "fsync_dir", "remove_stale_temporaries"]
+__all__ = ["atomic_write", "atomic_path", "atomic_save_model", "atomic_directory",
+           "check_writable", "fsync_dir", "remove_stale_temporaries"]
 
 
 def fsync_dir(directory):
@@ -70,9 +73,9 @@ def _alive(pid):
 def remove_stale_temporaries(path):
     """Remove the hidden temporary files of ``path`` left by writers that were killed.
 
-    A temporary file of :func:`atomic_path` is named ``.NAME.PID.RANDOM.tmpEXT``;
-    one whose process ``PID`` is no longer alive can never be completed and is
-    deleted. Files of live processes (a concurrent writer) and any other file are
+    A temporary file of :func:`atomic_path` is named ``.NAME.PID.RANDOM.tmpEXT`` (a
+    temporary folder of :func:`atomic_directory` likewise); one whose process ``PID``
+    is no longer alive can never be completed and is deleted. Files of live processes (a concurrent writer) and any other file are
     left alone. Returns the names removed.
     """
     path = os.fspath(path)
@@ -89,8 +92,12 @@ def remove_stale_temporaries(path):
         pid = name[len(prefix):].split(".", 1)[0]
         if not pid.isdigit() or _alive(int(pid)):
             continue
+        full = os.path.join(directory, name)
         with contextlib.suppress(OSError):
-            os.remove(os.path.join(directory, name))
+            if os.path.isdir(full) and not os.path.islink(full):
+                shutil.rmtree(full)
+            else:
+                os.remove(full)
             removed.append(name)
     return removed
 
@@ -147,6 +154,76 @@ def atomic_save_model(model, path):
     """``model.save(path)`` through a temporary ``.keras`` file in the same folder."""
     with atomic_path(path) as tmp:
         model.save(tmp)
+
+
+@contextlib.contextmanager
+def atomic_directory(path):
+    """Yield a fresh temporary folder beside ``path``; on success it becomes ``path``.
+
+    The block fills the temporary folder; when it succeeds every file in it is
+    fsync'ed and the folder is renamed to ``path``. An existing ``path`` is first
+    renamed aside and removed after the new folder is in place (a process killed
+    between the two renames leaves it as a hidden ``.NAME.PID.*.tmp-old*``
+    sibling; a reader at that moment finds no folder). On an
+    exception the temporary folder is removed and ``path`` is untouched.
+
+    Example:
+        >>> import tempfile
+        >>> target = os.path.join(tempfile.mkdtemp(), "preset")
+        >>> with atomic_directory(target) as tmp:
+        ...     with open(os.path.join(tmp, "a.txt"), "w") as fh:
+        ...         _ = fh.write("a")
+        >>> sorted(os.listdir(target))
+        ['a.txt']
+    """
+    path = os.path.normpath(os.path.abspath(os.fspath(path)))
+    parent, base = os.path.dirname(path), os.path.basename(path)
+    os.makedirs(parent, exist_ok=True)
+    remove_stale_temporaries(path)
+    tmp = tempfile.mkdtemp(prefix=f".{base}.{os.getpid()}.", suffix=".tmp", dir=parent)
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())  # as os.mkdir would create it (mkdtemp: 0700)
+        yield tmp
+        for name in os.listdir(tmp):
+            if os.path.isfile(os.path.join(tmp, name)):
+                _fsync_file(os.path.join(tmp, name))
+        fsync_dir(tmp)
+        aside = _rename_into(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fsync_dir(parent)
+    for old in aside:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _rename_into(tmp, path, tries=100):
+    """Rename folder ``tmp`` to ``path``, moving an existing ``path`` aside first.
+
+    Another writer may put its folder at ``path`` between the two renames; that one
+    is moved aside too and the rename retried. Returns the folders moved aside (to
+    delete); on a failure the last of them is put back if ``path`` is empty.
+    """
+    aside = []
+    try:
+        for attempt in range(tries):
+            if os.path.lexists(path):
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(path, f"{tmp}-old{attempt}")
+                    aside.append(f"{tmp}-old{attempt}")
+            try:
+                os.rename(tmp, path)
+                return aside
+            except OSError as e:
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+        raise OSError(f"could not rename {tmp!r} to {path!r}: other writers kept "
+                      "replacing it.")
+    except BaseException:
+        if aside and not os.path.lexists(path):
+            with contextlib.suppress(OSError):
+                os.rename(aside.pop(), path)
+        raise
 
 
 def check_writable(path):

@@ -21,7 +21,8 @@ from conftest import BACKEND, to_np
 from keras_dsr import zoo
 from keras_dsr.cli import main
 from keras_dsr.data import TrajectoryWindows, load_trajectory, standardize
-from keras_dsr.io import atomic_path, atomic_write, check_writable, remove_stale_temporaries
+from keras_dsr.io import (atomic_directory, atomic_path, atomic_write, check_writable,
+                          remove_stale_temporaries)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--hidden", "8", "--seq-len", "50", "--batch-size", "2", "--steps", "4",
@@ -87,6 +88,27 @@ def test_temporaries_of_killed_writers_are_removed(tmp_path):
         fh.write(b"complete")
     assert sorted(os.listdir(tmp_path)) == sorted(["model.keras", live.name, other.name])
     assert path.read_bytes() == b"complete"
+
+
+@pytest.mark.backend_independent
+def test_atomic_directory_replaces_a_folder_whole(tmp_path):
+    """A failed write leaves the old folder; a good one replaces it, leaving nothing
+    else; a killed writer's temporary folder goes with the next write."""
+    target = tmp_path / "preset"
+    with atomic_directory(target) as tmp:
+        (tmp_path / os.path.basename(tmp) / "a.txt").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_directory(target) as tmp:
+            (tmp_path / os.path.basename(tmp) / "b.txt").write_text("half")
+            raise RuntimeError("killed")
+    assert os.listdir(tmp_path) == ["preset"] and os.listdir(target) == ["a.txt"]
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    os.makedirs(tmp_path / f".preset.{dead.pid}.abc.tmp-old0" / "sub")
+    with atomic_directory(target) as tmp:
+        (tmp_path / os.path.basename(tmp) / "b.txt").write_text("new")
+    assert os.listdir(tmp_path) == ["preset"] and os.listdir(target) == ["b.txt"]
+    assert oct(os.stat(target).st_mode & 0o777) != oct(0o700)  # not mkdtemp's mode
 
 
 def test_check_writable(tmp_path):
@@ -299,61 +321,74 @@ def small_model():
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"dt": float("nan")}, "`dt` must be a finite number > 0, got nan"),
+    ({"dt": float("nan")}, "`dt` must be a finite number > 0 or None, got nan"),
     ({"dt": 0}, "`dt` must be a finite number > 0"),
-    ({"std": [1.0, 0.0, 1.0]}, "every `std` must be > 0"),
-    ({"mean": [0.0, 0.0]}, "`mean` has 2 value(s) but `std` has 3"),
-    ({"mean": [0.0, float("nan"), 0.0]}, "`mean` must be a non-empty 1-D list of finite"),
-    ({"system": "nosuch"}, "unknown `system` 'nosuch'"),
-    ({"mean": [0.0] * 4, "std": [1.0] * 4}, "the model observes 3"),
+    ({"system": ""}, "`system` must be a non-empty string or None"),
+    ({"recipe": [1]}, "`recipe` must be a dict (or a Recipe) or None, got list"),
+    ({"card": {"x": {1, 2}}}, "`card` must be JSON-serialisable (Object of type set"),
+    ({"folder": ".hidden"}, "`folder` must name a folder (not hidden)"),
 ])
-def test_install_preset_refuses(small_model, tmp_path, change, message):
-    kwargs = dict(system="lorenz63", dt=0.01, mean=[0.0] * 3, std=[1.0] * 3)
+def test_save_to_preset_refuses(small_model, tmp_path, change, message):
+    kwargs = dict(system="lorenz63", dt=0.01)
     kwargs.update(change)
+    folder = tmp_path / kwargs.pop("folder", "p")
     with pytest.raises(ValueError) as info:
-        zoo.install_preset(small_model, "p", preset_dir=tmp_path, **kwargs)
+        small_model.save_to_preset(folder, **kwargs)
     assert message in str(info.value)
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda e: e.pop("sha256"), "manifest 'sha256' = None"),
-    (lambda e: e.update(sha256=None), "manifest 'sha256' = None"),
-    (lambda e: e.update(file="../x.keras"), "manifest 'file' = '../x.keras'"),
+@pytest.mark.parametrize("mean, std, message", [
+    ([0.0] * 3, None, "give both `mean` and `std`, or neither"),
+    ([0.0] * 3, [1.0, 0.0, 1.0], "every `std` must be > 0"),
+    ([0.0] * 2, [1.0] * 3, "`mean` has 2 value(s), `std` 3"),
+    ([0.0, float("nan"), 0.0], [1.0] * 3, "`mean` must be a non-empty 1-D list of finite"),
+    (["a", 0, 0], [1.0] * 3, "`mean` must be a list of numbers"),
+    ([0.0] * 4, [1.0] * 4, "the model observes 3 variable(s)"),
 ])
-def test_bad_manifest_entries(small_model, tmp_path, edit, message, monkeypatch):
-    zoo.install_preset(small_model, "p", "lorenz63", 0.01, [0.0] * 3, [1.0] * 3,
-                       preset_dir=tmp_path)
-    path = tmp_path / "manifest.json"
-    manifest = json.loads(path.read_text())
-    edit(manifest["p"])
-    path.write_text(json.dumps(manifest))
+def test_set_normalization_refuses(small_model, mean, std, message):
+    with pytest.raises(ValueError) as info:
+        small_model.set_normalization(mean, std)
+    assert message in str(info.value) and "DSRModel.set_normalization" in str(info.value)
+    assert small_model.data_mean is None
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m.pop("files"), "does not list the SHA-256 of 'config.json'"),
+    (lambda m: m["files"].update({"config.json": None}),
+     "gives 'config.json' the SHA-256 None"),
+    (lambda m: m["files"].update({"../x": "0" * 64}), "lists '../x', not a file name"),
+])
+def test_bad_preset_metadata(small_model, tmp_path, edit, message, monkeypatch):
+    small_model.save_to_preset(tmp_path / "p", system="lorenz63", dt=0.01)
+    path = tmp_path / "p" / "metadata.json"
+    meta = json.loads(path.read_text())
+    edit(meta)
+    path.write_text(json.dumps(meta))
     with pytest.raises(zoo.PresetError, match=message.replace("(", r"\(").replace(")", r"\)")):
         zoo.load_preset("p", preset_dir=tmp_path)
-    monkeypatch.setattr(zoo, "PRESET_DIR", str(tmp_path))
-    code, _, err = run(["zoo", "show", "p"])
+    monkeypatch.setattr(zoo.preset, "PRESET_DIR", str(tmp_path))
+    code, _, err = run(["zoo", "evaluate", "p"])
     assert code == 2 and message in err and "Traceback" not in err
 
 
-def test_concurrent_installs_of_one_preset(tmp_path):
-    """Processes installing the same name: no error, a loadable preset, no stray files."""
+def test_concurrent_saves_of_one_preset(tmp_path):
+    """Processes writing the same preset folder: no error, a loadable preset, no stray files."""
     if BACKEND != "jax":
-        pytest.skip("file locking is backend-independent: checked once, under JAX")
+        pytest.skip("folder renames are backend-independent: checked once, under JAX")
     code = (
-        "import sys; from keras_dsr import zoo; from keras_dsr.recipes import Recipe, "
-        "build_model\n"
+        "import sys; from keras_dsr.recipes import Recipe, build_model\n"
         "m = build_model(Recipe(hidden_dim=4, seq_len=20, seed=int(sys.argv[2])), 3)\n"
         "m.build((None, 20, 3))\n"
-        "for _ in range(4): zoo.install_preset(m, 'same', 'lorenz63', 0.01, [0.0] * 3, "
-        "[1.0] * 3, preset_dir=sys.argv[1])\n")
+        "for _ in range(4): m.save_to_preset(sys.argv[1] + '/same', system='lorenz63')\n")
     env = dict(os.environ, PYTHONPATH=ROOT, KERAS_BACKEND="jax")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path), str(k)],
                               stderr=subprocess.PIPE, text=True, env=env) for k in range(3)]
     for p in procs:
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err[-2000:]
-    assert sorted(os.listdir(tmp_path)) == [".manifest.lock", "manifest.json", "same.keras"]
-    assert zoo.preset_path("same", preset_dir=tmp_path)  # checksum matches the file
+    assert sorted(os.listdir(tmp_path)) == ["same"]
+    assert zoo.load_preset("same", preset_dir=tmp_path).preset["system"] == "lorenz63"
 
 
 # ------------------------------------------------------------------ resume

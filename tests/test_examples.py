@@ -100,8 +100,9 @@ def test_load_preset_smoke(tmp_path):
 
         model, traj, recipe = tiny_model()
         local = str(tmp_path / "presets")
-        zoo.install_preset(model, "lorenz63", "lorenz63", traj.dt, traj.mean, traj.std,
-                           recipe=recipe, preset_dir=local)
+        model.set_normalization(traj.mean, traj.std)
+        model.save_to_preset(os.path.join(local, "lorenz63"), system="lorenz63", dt=traj.dt,
+                             recipe=recipe)
         args = ["--preset-dir", local]
     out = example("load_preset.py", *args, "--output", tmp_path)
     for label in ("D_stsp = ", "D_H = ", "floor of an independent true trajectory: "):

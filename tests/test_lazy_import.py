@@ -59,14 +59,17 @@ def test_public_names_resolve_to_their_definitions():
         keras_dsr.not_a_name  # noqa: B018
 
 
-# ``keras.saving.load_model`` finds a class only by its registered name
-# ("keras_dsr>DSRModel"); without the registration it raises TypeError.
+# Keras deserialisation (``keras.saving.load_model``, ``deserialize_keras_object``)
+# finds a class only by its registered name ("keras_dsr>DSRModel"); without the
+# registration it raises TypeError.
 LOAD = """
+import json, os
 import keras_dsr
 {before}
 import keras
 from keras_dsr import zoo
-model = keras.saving.load_model(zoo.preset_path("lorenz63"), compile=False)
+with open(os.path.join(zoo.PRESET_DIR, "lorenz63", "config.json")) as fh:
+    model = keras.saving.deserialize_keras_object(json.load(fh))
 print(type(model).__module__ + "." + type(model).__name__, keras.backend.backend())
 """
 

@@ -1,4 +1,5 @@
-"""The pretrained zoo: listing, safe loading with SHA-256 checks, errors, criteria, wheel."""
+"""The pretrained zoo: preset folders, physical units, safe loading with SHA-256 checks,
+errors, criteria, wheel."""
 
 import json
 import os
@@ -41,17 +42,38 @@ def test_every_recipe_is_shipped_or_carded_as_failed():
         assert os.path.isfile(os.path.join(ROOT, "zoo", name, "CARD.md"))
 
 
+def _units(name):
+    """mean, std of preset ``name``, read from its metadata.json directly."""
+    with open(os.path.join(zoo.PRESET_DIR, name, "metadata.json")) as fh:
+        norm = json.load(fh)["normalization"]
+    return np.asarray(norm["mean"], np.float64), np.asarray(norm["std"], np.float64)
+
+
 @pytest.mark.parametrize("name", PRESETS)
-def test_load_and_generate(name):
+def test_preset_generates_in_physical_units(name):
+    """generate(x0) of a preset = its standardised free run from (x0 - mean) / std,
+    un-standardised by hand; load_preset is from_preset; the config round-trips."""
+    mean, std = _units(name)
     model = DSRModel.from_preset(name)
-    info = model.preset
-    n = len(info["mean"])
-    x = model.generate(np.zeros(n, dtype="float32"), 200)
-    assert x.shape == (200, n) and np.all(np.isfinite(x))
-    # from_preset and load_preset give the same weights.
-    other = zoo.load_preset(name)
-    for a, b in zip(model.get_weights(), other.get_weights()):
+    assert model.preset["system"] == name and model.preset["name"] == name
+    np.testing.assert_array_equal(model.data_mean, mean)
+    np.testing.assert_array_equal(model.data_std, std)
+    x0 = mean + std * np.linspace(-0.5, 0.5, mean.size)  # physical units
+    x = model.generate(x0, 50)
+    assert x.shape == (50, mean.size) and np.all(np.isfinite(x))
+    plain = zoo.load_preset(name)
+    for a, b in zip(model.get_weights(), plain.get_weights()):
         np.testing.assert_array_equal(a, b)
+    plain.set_normalization(None, None)
+    ref = plain.generate(((x0 - mean) / std).astype("float32"), 50) * std + mean
+    np.testing.assert_allclose(x, ref, rtol=1e-6, atol=1e-6 * std.max())
+    # the standardised run is on the data's scale: not the physical one
+    assert np.abs(plain.generate(((x0 - mean) / std), 50)).max() < 10
+    # config: what from_config rebuilds serialises the same, and is config.json's
+    config = model.get_config()
+    assert DSRModel.from_config(config).get_config() == config
+    with open(os.path.join(zoo.PRESET_DIR, name, "config.json")) as fh:
+        assert json.load(fh)["config"] == json.loads(json.dumps(config))
 
 
 def tiny_model(seed=0):
@@ -66,50 +88,106 @@ def tiny_model(seed=0):
     return model, traj, recipe
 
 
-def test_install_list_load_remove(tmp_path):
+def same_config(a, b):
+    return json.loads(json.dumps(a.get_config())) == json.loads(json.dumps(b.get_config()))
+
+
+def test_save_to_preset_round_trip(tmp_path):
+    import pathlib
+
     model, traj, recipe = tiny_model()
-    local = str(tmp_path / "presets")
-    entry = zoo.install_preset(model, "mine", "lorenz63", traj.dt, traj.mean, traj.std,
-                               recipe=recipe, card={"note": "test"}, preset_dir=local)
-    assert entry["sha256"] == zoo.sha256(os.path.join(local, "mine.keras"))
+    model.set_normalization(traj.mean, traj.std)
+    local = tmp_path / "presets"
+    meta = model.save_to_preset(local / "mine", system="lorenz63", dt=traj.dt,
+                                recipe=recipe, card={"note": "test"})
+    assert sorted(os.listdir(local)) == ["mine"]  # no temporary folder left
+    assert sorted(os.listdir(local / "mine")) == ["README.md", "config.json", "metadata.json",
+                                                  "model.weights.h5"]
+    for f, digest in meta["files"].items():
+        assert digest == zoo.sha256(str(local / "mine" / f))
     assert zoo.list_presets(local) == ["mine"]
     info = zoo.preset_info("mine", local)
     assert info["recipe"] == recipe.to_dict() and info["card"] == {"note": "test"}
-    np.testing.assert_allclose(info["std"], traj.std, rtol=1e-6)
-    loaded = zoo.load_preset("mine", preset_dir=local)
-    x0 = traj.x[0]
-    np.testing.assert_allclose(loaded.generate(x0, 50), model.generate(x0, 50), atol=1e-6)
-    zoo.install_preset(model, "other", "lorenz63", traj.dt, traj.mean, traj.std,
-                       preset_dir=local)
-    assert zoo.list_presets(local) == ["mine", "other"]
-    zoo.remove_preset("mine", local)
-    assert zoo.list_presets(local) == ["other"]
-    with pytest.raises(ValueError, match="`name` must be a non-empty file name"):
-        zoo.install_preset(model, "", "lorenz63", traj.dt, traj.mean, traj.std,
-                           preset_dir=local)
+    assert info["dt"] == traj.dt and info["system"] == "lorenz63" and info["name"] == "mine"
+    np.testing.assert_array_equal(info["std"], np.asarray(traj.std, np.float64))
+    readme = (local / "mine" / "README.md").read_text()
+    assert "# Preset `mine`" in readme and "System: lorenz63" in readme
+    assert "| hidden_dim | `8` |" in readme
+    x0 = traj.x[0] * traj.std + traj.mean
+    for loaded in (DSRModel.from_preset(local / "mine"),
+                   DSRModel.from_preset(str(local / "mine")),
+                   zoo.load_preset("mine", preset_dir=local)):
+        for a, b in zip(loaded.get_weights(), model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(loaded.generate(x0, 50), model.generate(x0, 50))
+        assert same_config(loaded, model)
+    # writing again replaces the folder; a model without units stores none
+    model.set_normalization(None, None)
+    meta = model.save_to_preset(pathlib.Path(local, "mine"))
+    assert meta["normalization"] is None and meta["system"] is None
+    assert sorted(os.listdir(local)) == ["mine"]
+    loaded = DSRModel.from_preset(local / "mine")
+    assert loaded.data_mean is None
+    np.testing.assert_array_equal(loaded.generate(traj.x[0], 20), model.generate(traj.x[0], 20))
 
 
 def test_unknown_missing_and_corrupted(tmp_path):
-    with pytest.raises(zoo.PresetError, match="Unknown preset 'nope'"):
+    with pytest.raises(zoo.PresetError, match=r"Unknown preset 'nope'; known presets: \["):
         zoo.load_preset("nope")
+    with pytest.raises(zoo.PresetError, match="Unknown preset 'nope'.*lorenz63"):
+        DSRModel.from_preset("nope")
+    with pytest.raises(zoo.PresetError, match="No preset folder at"):
+        DSRModel.from_preset(str(tmp_path / "nope"))
     local = tmp_path / "presets"
-    if PRESETS:
-        name = PRESETS[0]
-        shutil.copytree(zoo.PRESET_DIR, local)
-    else:  # nothing ships yet: the same checks on a stand-in preset
-        name = "mine"
-        model, traj, _ = tiny_model()
-        zoo.install_preset(model, name, "lorenz63", traj.dt, traj.mean, traj.std,
-                           preset_dir=str(local))
-    path = local / zoo.preset_info(name, str(local))["file"]
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
-    with pytest.raises(zoo.PresetError, match="corrupted"):
-        zoo.load_preset(name, preset_dir=str(local))
-    path.unlink()
-    with pytest.raises(zoo.PresetError, match="missing"):
-        zoo.load_preset(name, preset_dir=str(local))
+    name = "lorenz63"
+    shutil.copytree(os.path.join(zoo.PRESET_DIR, name), local / name)
+    for file in ("model.weights.h5", "config.json", "README.md"):
+        path = local / name / file
+        good = path.read_bytes()
+        data = bytearray(good)
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+        with pytest.raises(zoo.PresetError, match=f"Preset 'lorenz63': file '{file}' is "
+                           "corrupted"):
+            DSRModel.from_preset(local / name)
+        path.unlink()
+        with pytest.raises(zoo.PresetError, match=f"file '{file}' is missing"):
+            zoo.load_preset(name, preset_dir=local)
+        path.write_bytes(good)
+    DSRModel.from_preset(local / name)  # intact again
+    (local / name / "metadata.json").write_text("{not json")
+    with pytest.raises(zoo.PresetError, match="file 'metadata.json' is unreadable"):
+        DSRModel.from_preset(local / name)
+    (local / name / "metadata.json").unlink()
+    with pytest.raises(zoo.PresetError, match="file 'metadata.json' is missing"):
+        DSRModel.from_preset(local / name)
+    assert zoo.list_presets(local) == []  # a folder without metadata is no preset
+
+
+def test_normalization_is_part_of_the_model(tmp_path):
+    """Saved in a .keras, absent from old configs; generate from a latent state returns
+    physical observations; training stays in the standardised units."""
+    model, traj, _ = tiny_model()
+    z = np.linspace(-0.3, 0.3, model.cell.latent_dim).astype("float32")
+    x_std = model.generate(state=z, steps=30)
+    loss_std = model.evaluate(traj.x[None, :200], verbose=0, return_dict=True)["loss"]
+    model.set_normalization(traj.mean, traj.std)
+    mean, std = np.asarray(traj.mean, np.float64), np.asarray(traj.std, np.float64)
+    np.testing.assert_allclose(model.generate(state=z, steps=30), x_std * std + mean,
+                               rtol=1e-6, atol=1e-6 * std.max())
+    loss = model.evaluate(traj.x[None, :200], verbose=0, return_dict=True)["loss"]
+    assert loss == pytest.approx(loss_std, rel=1e-6)  # training: standardised units
+    x, lat = model.generate(traj.x[0] * std + mean, 30, return_latent=True)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.data_mean == model.data_mean and loaded.data_std == model.data_std
+    x2, lat2 = loaded.generate(traj.x[0] * std + mean, 30, return_latent=True)
+    np.testing.assert_array_equal(x2, x)
+    np.testing.assert_array_equal(lat2, lat)
+    config = model.get_config()
+    for key in ("data_mean", "data_std"):  # a config written before the normalization
+        config.pop(key)
+    assert DSRModel.from_config(config).data_mean is None
 
 
 def test_lyap_steps_span_100k_steps_and_200_time_units():
@@ -125,12 +203,10 @@ def test_finer_dt_is_judged_over_the_same_time(monkeypatch):
     """Sampled finer than its system's default dt, a preset's test and floor trajectories,
     its validation trajectories and its lambda_max average span the time they span at
     the default; at the default or a coarser dt nothing changes."""
-    sys.path.insert(0, os.path.join(ROOT, "zoo"))
-    from build import val_length
-
     from keras_dsr.systems import get_system
     from keras_dsr.zoo import criteria
     from keras_dsr.zoo.criteria import held_out_length, held_out_pair, lyap_steps
+    from keras_dsr.zoo.selection import validation_length as val_length
 
     assert get_system("hindmarsh_rose").dt == 0.05 and get_system("rossler").dt == 0.05
     for dt in (None, 0.05, 0.1, 0.2):
@@ -175,10 +251,12 @@ def _numpy_map(cell):
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_runs_its_numpy_map_on_this_backend(name):
     """Loaded on this backend, a preset's free run on its attractor is its map iterated
-    in float64 numpy (40 steps after a burn-in of 300), latent states and observations."""
+    in float64 numpy (40 steps after a burn-in of 300, from the data's mean), latent
+    states and observations (un-standardised)."""
     model = DSRModel.from_preset(name)
-    n = len(model.preset["mean"])
-    x, z = model.generate(np.zeros(n, "float32"), 41, burn_in=300, return_latent=True)
+    mean, std = _units(name)
+    n = mean.size
+    x, z = model.generate(mean, 41, burn_in=300, return_latent=True)
     f = _numpy_map(model.cell)
     ref = [z[0].astype(np.float64)]
     for _ in range(40):
@@ -186,7 +264,9 @@ def test_preset_runs_its_numpy_map_on_this_backend(name):
     ref = np.stack(ref)
     scale = np.abs(ref).max(0)
     np.testing.assert_allclose(z, ref, rtol=0, atol=1e-4 * scale.max())
-    np.testing.assert_allclose(x, z[:, :n], rtol=0, atol=1e-6 * scale.max())
+    # observations: the first N latent units, in the data's physical units
+    np.testing.assert_allclose(x, z[:, :n] * std + mean, rtol=0,
+                               atol=1e-6 * (scale.max() * std.max() + np.abs(mean).max()))
 
 
 @pytest.mark.slow
@@ -207,7 +287,8 @@ def test_preset_meets_criteria(name):
 @pytest.mark.skipif(BACKEND != "jax", reason="builds the wheel once (JAX session); it then "
                     "checks all three backends in subprocesses")
 def test_wheel_ships_presets(tmp_path):
-    """The built wheel (not the source tree) lists and loads every preset offline."""
+    """The built wheel (not the source tree) lists and loads every preset offline, in
+    physical units."""
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                     "-q", "-w", str(wheels), ROOT], check=True)
@@ -224,8 +305,8 @@ def test_wheel_ships_presets(tmp_path):
         assert names == [n for n in sys.argv[2].split(",") if n], names
         for name in names:
             m = zoo.load_preset(name)
-            x = m.generate(np.zeros(len(m.preset["mean"]), "float32"), 50)
-            assert np.all(np.isfinite(x))
+            x = m.generate(np.asarray(m.preset["mean"]), 50)
+            assert np.all(np.isfinite(x)) and np.abs(x - m.preset["mean"]).max() > 1e-3
         print("OK", len(names))
     """)
     env = dict(os.environ, PYTHONPATH=str(target), PYTHONNOUSERSITE="1")

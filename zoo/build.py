@@ -6,11 +6,11 @@ Each preset has a folder ``zoo/<name>/`` with ``recipe.json`` (the system and th
 trains it with :func:`keras_dsr.recipes.train`, measures the free-running model against a
 held-out test trajectory (D_stsp, D_H, PE(20), lambda_max) next to the floor of an
 independent true trajectory and the true lambda_max, writes the model card
-``zoo/<name>/CARD.md`` and installs the model into the package
-(``keras_dsr/zoo/presets/<name>.keras`` and its ``manifest.json`` entry with the
-file's SHA-256) — only when the model meets the acceptance criteria of
-``keras_dsr/zoo/criteria.py``; otherwise the card records the failed build and the
-preset is not installed.
+``zoo/<name>/CARD.md`` and installs the model into the package as the preset folder
+``keras_dsr/zoo/presets/<name>/`` (``DSRModel.save_to_preset``: config, weights,
+metadata with the normalization, recipe, card and SHA-256s, and the README card) —
+only when the model meets the acceptance criteria of ``keras_dsr/zoo/criteria.py``;
+otherwise the card records the failed build and the preset is not installed.
 
 Usage (from the repository root):
     KERAS_BACKEND=jax python zoo/build.py lorenz63
@@ -21,6 +21,7 @@ import argparse
 import datetime
 import json
 import os
+import shutil
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -99,9 +100,10 @@ def build(name, verbose=2):
     print(f"== {name}: {system}, recipe {recipe.to_dict()}", flush=True)
     model, recipe, train_traj, seconds, history, report = train_candidates(
         system, recipe, verbose=verbose)
-    # Install into the package first, then score the installed file (what users load).
-    entry = zoo.install_preset(model, name, system, train_traj.dt, train_traj.mean,
-                               train_traj.std, recipe=recipe)
+    # Install into the package first, then score the installed preset (what users load).
+    model.set_normalization(train_traj.mean, train_traj.std)  # generate in physical units
+    folder = os.path.join(zoo.PRESET_DIR, name)
+    entry = model.save_to_preset(folder, system=system, dt=train_traj.dt, recipe=recipe)
     ref = true_reference(name)
     loaded = zoo.load_preset(name)
     scores = preset_scores(loaded, name)
@@ -117,11 +119,13 @@ def build(name, verbose=2):
         "final_logs": final, "machine": machine_line(),
         "date": datetime.date.today().isoformat(),
     }
-    if ok:  # the card joins the entry of the very file that was scored
-        zoo._update_manifest(name, entry, None)
+    if ok:  # the card joins the very weights that were scored
+        loaded.save_to_preset(folder, system=system, dt=train_traj.dt, recipe=recipe,
+                              card=entry["card"])
     else:  # a preset ships only when it meets its criteria: uninstall, keep the card
-        path = zoo.remove_preset(name)  # (and the model, outside the package, for a look)
-        os.replace(path, os.path.join(HERE, name, "failed.keras"))
+        failed = os.path.join(HERE, name, "failed")  # (the model, outside the package)
+        shutil.rmtree(failed, ignore_errors=True)
+        os.replace(folder, failed)
     _write_card(name, system, recipe, entry, lines, ok)
     print("\n".join(lines))
     return ok
@@ -205,7 +209,7 @@ def _write_card(name, system, recipe, entry, lines, ok):
         "## Data",
         f"- {system}, simulated with `keras_dsr.systems.simulate` (DOP853), dt = {entry['dt']}, "
         f"{recipe.train_length} steps from initial-condition seed {recipe.seed}, standardised "
-        "(the mean/std are in the manifest).",
+        "(the mean/std are the preset's normalization, in its metadata.json).",
         f"- Test trajectory: seed {recipe.seed + 1}, standardised with the training statistics; "
         f"floor: an independent true trajectory (seed {recipe.seed + 2}) against the same test set.",
         "",

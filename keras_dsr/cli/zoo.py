@@ -11,7 +11,7 @@ def cmd_zoo(args):
 
     try:
         return _zoo(args)
-    except zoo.PresetError as e:  # an unknown name, a bad manifest or preset file
+    except zoo.PresetError as e:  # an unknown name, a missing or corrupted preset file
         raise UsageError(str(e)) from None
 
 
@@ -29,7 +29,7 @@ def _zoo(args):
         print(f"{'name':<14}{'system':<18}{'D_stsp':>9}{'D_H':>9}{'lambda_max':>12}")
         for name in names:
             info = zoo.preset_info(name)
-            sc = info.get("card", {}).get("scores", {})
+            sc = (info.get("card") or {}).get("scores", {})
             print(f"{name:<14}{str(info.get('system')):<18}{_fmt(sc.get('dstsp')):>9}"
                   f"{_fmt(sc.get('dh')):>9}{_fmt(sc.get('lyap')):>12}")
         return 0

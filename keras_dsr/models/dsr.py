@@ -67,6 +67,12 @@ class DSRModel(FreeRunning, GuardedModel):
             for DEER (see :class:`~keras_dsr.layers.GTFDEERLayer`).
         max_bad_steps, divergence_factor: see
             :class:`~keras_dsr.models.engine.GuardedModel`.
+        data_mean, data_std: the observation units (default None: none): the
+            per-variable mean and standard deviation ``[N]`` of the raw data the
+            model was trained on, standardised. Set, :meth:`generate` takes ``x0``
+            and returns observations in the data's physical units; see
+            :meth:`set_normalization`. Training (``fit``, ``call``) always works in
+            the model's standardised units.
 
     Example (the lab's Lorenz-63 recipe: clipped shPLRNN, adaptive GTF):
         >>> model = DSRModel(hidden_dim=100, gtf=AdaptiveForcing())
@@ -78,7 +84,8 @@ class DSRModel(FreeRunning, GuardedModel):
     def __init__(self, cell=None, latent_dim=None, hidden_dim=100, gtf=None, alpha="adaptive",
                  alpha_estimator="product_upper_bound", forcing="full", observation="identity",
                  use_bias=False, method="deer", latent_init="zeros", regularizers=None,
-                 solver_options=None, max_bad_steps=10, divergence_factor=100.0, **kwargs):
+                 solver_options=None, max_bad_steps=10, divergence_factor=100.0,
+                 data_mean=None, data_std=None, **kwargs):
         super().__init__(max_bad_steps=max_bad_steps, divergence_factor=divergence_factor,
                          **kwargs)
         if isinstance(cell, dict):
@@ -106,6 +113,7 @@ class DSRModel(FreeRunning, GuardedModel):
         self.regularizers = regularizers
         self.solver_options = options
         self.observed_dim = None
+        self.set_normalization(data_mean, data_std)
         self.gtf = None
         if cell is not None:
             self._make_gtf()
@@ -128,6 +136,9 @@ class DSRModel(FreeRunning, GuardedModel):
             self.cell = ClippedShallowPLRNN(latent_dim=self.latent_dim or n,
                                             hidden_dim=self.hidden_dim, name="cell")
             self._make_gtf()
+        if self.data_mean is not None and len(self.data_mean) != n:
+            raise ValueError(f"DSRModel: the normalization has {len(self.data_mean)} "
+                             f"variable(s), the input {n}.")
         self.gtf.build(input_shape)
         self.observed_dim = int(n)
         self.built = True
@@ -209,17 +220,111 @@ class DSRModel(FreeRunning, GuardedModel):
         if getattr(self, "train_function", None) is not None:
             self.make_train_function(force=True)
 
+    # -------------------------------------------------------- units, presets
+    def set_normalization(self, mean=None, std=None):
+        """Set (or, with both None, clear) the observation units of :meth:`generate`.
+
+        ``mean`` and ``std`` ``[N]`` are those of the raw data the model was
+        trained on, standardised as ``(x - mean) / std``. Set, ``generate`` takes
+        ``x0`` in the data's physical units and returns the observations in them:
+        ``generate(x0) = generate_std((x0 - mean) / std) * std + mean``. Latent
+        states (``state=``, ``return_latent``, ``return_state``) stay in the model's
+        own coordinates. Training (``fit``, ``call``, losses) is unaffected: it
+        works in the standardised units. The normalization is part of the config
+        (``data_mean``, ``data_std``), so a saved ``.keras`` or preset keeps it.
+
+        Raises:
+            ValueError: only one given; not 1-D finite numbers; a ``std`` <= 0; sizes
+                that differ from each other or from the observed variables.
+        """
+        if mean is None and std is None:
+            self.data_mean = self.data_std = None
+            return
+        where = "DSRModel.set_normalization"
+        if mean is None or std is None:
+            raise ValueError(f"{where}: give both `mean` and `std`, or neither.")
+        arrays = []
+        for key, value in (("mean", mean), ("std", std)):
+            try:
+                arr = np.asarray(value, dtype="float64")
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}: `{key}` must be a list of numbers, got "
+                                 f"{value!r}.") from None
+            if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)):
+                raise ValueError(f"{where}: `{key}` must be a non-empty 1-D list of finite "
+                                 f"numbers, got {value!r}.")
+            arrays.append(arr)
+        if arrays[0].size != arrays[1].size:
+            raise ValueError(f"{where}: `mean` has {arrays[0].size} value(s), `std` "
+                             f"{arrays[1].size}.")
+        if np.any(arrays[1] <= 0):
+            raise ValueError(f"{where}: every `std` must be > 0, got {std!r}.")
+        if self.observed_dim is not None and arrays[0].size != self.observed_dim:
+            raise ValueError(f"{where}: `mean`/`std` have {arrays[0].size} value(s), the "
+                             f"model observes {self.observed_dim} variable(s).")
+        self.data_mean, self.data_std = (tuple(float(v) for v in a) for a in arrays)
+
     @classmethod
-    def from_preset(cls, name, compile=False):
-        """Load a pretrained reconstruction from the zoo (see :mod:`keras_dsr.zoo`).
+    def from_preset(cls, name_or_path, compile=False):
+        """Load a preset: a shipped one by name, or a preset folder by path.
+
+        A bare name (no path separator) is a shipped preset
+        (:func:`keras_dsr.zoo.list_presets`); a path (with a separator, or a
+        ``pathlib.Path``) is a folder written by :meth:`save_to_preset`. Every
+        file's SHA-256 is checked against ``metadata.json`` and the model is
+        rebuilt in Keras' safe mode. The model carries the normalization of its
+        data, so ``generate`` works in physical units; ``model.preset`` holds the
+        metadata (system, dt, ``mean``, ``std``, recipe, card).
+
+        Args:
+            compile: also compile it (Adam, observation MSE) for further training.
+
+        Raises:
+            keras_dsr.zoo.PresetError: unknown name (the message lists the known
+                ones), or a missing, unreadable or corrupted file (named).
 
         Example:
             >>> model = DSRModel.from_preset("lorenz63")
-            >>> traj = model.generate([0.1, 0.2, 0.3], steps=5_000)   # [5000, 3]
+            >>> traj = model.generate([1.0, 1.0, 20.0], steps=10_000)   # [10000, 3]
         """
-        from keras_dsr.zoo import load_preset
+        from keras_dsr.zoo.preset import load_preset_folder, resolve
 
-        return load_preset(name, compile=compile)
+        model = load_preset_folder(resolve(name_or_path), compile=compile)
+        if not isinstance(model, cls):
+            from keras_dsr.zoo.preset import PresetError
+
+            raise PresetError(f"{name_or_path!r} holds a {type(model).__name__}, not a "
+                              f"{cls.__name__}.")
+        return model
+
+    def save_to_preset(self, folder, system=None, dt=None, recipe=None, card=None):
+        """Write the model as a preset folder (atomically; an existing one is replaced).
+
+        The folder holds ``config.json`` (the Keras config, normalization
+        included), ``model.weights.h5``, ``metadata.json`` (system, dt, the
+        normalization's ``mean``/``std``, recipe, card, versions and the SHA-256 of
+        every other file) and ``README.md`` (the model card, generated from the
+        metadata). Load it with :meth:`from_preset` (a path).
+
+        Args:
+            folder: the preset folder; its name is the preset's name.
+            system: name of the system or data set (a string), or None.
+            dt: sampling interval of the data (a number > 0), or None.
+            recipe: the :class:`~keras_dsr.recipes.Recipe` (or its dict) that trained it.
+            card: JSON-serialisable dict of measures and training facts (the zoo's:
+                ``scores``, ``floor``, ``lyap_true``, ``candidates``, ...).
+
+        Returns:
+            the metadata written (a dict).
+
+        Example:
+            >>> model.set_normalization(traj.mean, traj.std)
+            >>> model.save_to_preset("my_presets/lorenz63", system="lorenz63", dt=traj.dt)
+            >>> DSRModel.from_preset("my_presets/lorenz63").generate(x0_raw, 1000)
+        """
+        from keras_dsr.zoo.preset import save_preset
+
+        return save_preset(self, folder, system=system, dt=dt, recipe=recipe, card=card)
 
     @property
     def alpha(self):
@@ -227,7 +332,6 @@ class DSRModel(FreeRunning, GuardedModel):
         _sync_state(self)
         return float(ops.convert_to_numpy(self.gtf.alpha))
 
-    # ----------------------------------------------------------- generation
     # ----------------------------------------------------------- generation
     def run_initial_state(self, x0):
         return (self.gtf.initial_state(x0),)
@@ -242,6 +346,10 @@ class DSRModel(FreeRunning, GuardedModel):
                  state=None):
         """Run the model freely from observations ``x0`` or from a latent ``state``.
 
+        With a normalization (:meth:`set_normalization`; every zoo preset has
+        one), ``x0`` and the returned observations are in the data's physical
+        units; without one (the default) in the model's standardised units.
+
         Args:
             x0: ``[B, N]`` or ``[N]`` initial observation (the latent state is the
                 observation model's ``init(x0)``, as in training), or None with ``state``.
@@ -250,7 +358,8 @@ class DSRModel(FreeRunning, GuardedModel):
             return_latent: also return the latent trajectory ``[B, steps, M]``.
             return_state: also return the last latent state ``[B, M]``; pass it as
                 ``state`` to continue the run where it stopped.
-            state: ``[B, M]`` or ``[M]`` latent state to start from instead of ``x0``.
+            state: ``[B, M]`` or ``[M]`` latent state to start from instead of ``x0``
+                (the model's own coordinates, with or without a normalization).
 
         Returns:
             numpy ``[B, steps, N]`` (``[steps, N]`` for a 1-D ``x0`` / ``state``): the
@@ -270,7 +379,8 @@ class DSRModel(FreeRunning, GuardedModel):
             raise ValueError("DSRModel.generate: give exactly one of `x0` and `state`.")
         m = self.cell.latent_dim
         start, width, name = (x0, self.observed_dim, "x0") if state is None else (state, m, "state")
-        start = np.asarray(start, dtype="float32")
+        scale = self.data_mean is not None
+        start = np.asarray(start, dtype="float64" if scale and state is None else "float32")
         single = start.ndim == 1
         if single:
             start = start[None]
@@ -279,10 +389,15 @@ class DSRModel(FreeRunning, GuardedModel):
                              f"got {start.shape}.")
         if not np.all(np.isfinite(start)):
             raise ValueError(f"`{name}` contains NaN or inf: a free run needs a finite start.")
+        if scale and state is None:  # x0 in physical units: standardise
+            start = ((start - np.asarray(self.data_mean)) / np.asarray(self.data_std))
+            start = start.astype("float32")
         start = ops.convert_to_tensor(start)
         z0 = self.run_initial_state(start) if state is None else (start,)
         (latent,) = self.free_run(z0, int(burn_in) + int(steps))
         obs = np.asarray(ops.convert_to_numpy(self.run_observe((latent,))))[:, burn_in:]
+        if scale:  # back to physical units
+            obs = (obs * np.asarray(self.data_std) + np.asarray(self.data_mean)).astype(obs.dtype)
         latent = np.asarray(ops.convert_to_numpy(latent))
         bad = ~np.isfinite(latent)
         if bad.any():
@@ -306,6 +421,8 @@ class DSRModel(FreeRunning, GuardedModel):
             method=self.method, latent_init=self.latent_init,
             regularizers=[keras.saving.serialize_keras_object(r) for r in self.regularizers],
             solver_options=self.solver_options,
+            data_mean=None if self.data_mean is None else list(self.data_mean),
+            data_std=None if self.data_std is None else list(self.data_std),
         )
         return config
 

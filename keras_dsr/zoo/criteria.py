@@ -1,8 +1,8 @@
 """The zoo's acceptance protocol: how a preset is scored and what it must meet.
 
 A preset of system S, trained on seed s (its recipe), is scored against a test
-trajectory of S from seed s + 1, standardised with the training statistics stored
-in the manifest, under the protocol of docs/method.md §Evaluation measures (generate 1.25 T from the first
+trajectory of S from seed s + 1, standardised with the training statistics (the
+preset's normalization, in its metadata), under the protocol of docs/method.md §Evaluation measures (generate 1.25 T from the first
 test point, drop the first quarter). The *floor* is what an independent true
 trajectory (seed s + 2, same standardisation) scores against the same test set.
 Criteria (issue "pretrained zoo"):
@@ -153,15 +153,27 @@ def true_reference(name):
 
 
 def preset_scores(model, name):
-    """D_stsp, D_H, PE(20) and lambda_max (per time unit) of ``model`` on preset ``name``'s test set."""
+    """D_stsp, D_H, PE(20) and lambda_max (per time unit) of ``model`` on preset ``name``'s test set.
+
+    Measured in the standardised units (a normalization of ``model`` is set aside
+    for the measurement and restored).
+    """
     from keras_dsr import zoo
     from keras_dsr.measures import evaluate
 
     test, _ = _test_pair(name)
     info = zoo.preset_info(name)
     dt = info["dt"]
-    scores = evaluate(model, test, measures=("dstsp", "dh", "pe", "lyap"),
-                      dt=dt, lyap_steps=lyap_steps(dt, info["system"]))
+    # the measures compare standardised trajectories: run the model in its own units
+    units = (getattr(model, "data_mean", None), getattr(model, "data_std", None))
+    if units[0] is not None:
+        model.set_normalization(None, None)
+    try:
+        scores = evaluate(model, test, measures=("dstsp", "dh", "pe", "lyap"),
+                          dt=dt, lyap_steps=lyap_steps(dt, info["system"]))
+    finally:
+        if units[0] is not None:
+            model.set_normalization(*units)
     return {k: float(v) for k, v in scores.items()}
 
 
@@ -173,7 +185,7 @@ def check_scores(name, scores, reference):
         ("D_H", scores["dh"], floor["dh"], 2 * floor["dh"], "<="),
     ]
     for key, bound in ABSOLUTE.get(name, {}).items():
-        rows.append((f"D_stsp (absolute)" if key == "dstsp" else "D_H (absolute)",
+        rows.append(("D_stsp (absolute)" if key == "dstsp" else "D_H (absolute)",
                      scores[key], None, bound, "<="))
     lines = ["| measure | model | floor / true | criterion | met |", "|---|---|---|---|---|"]
     ok = True
