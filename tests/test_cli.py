@@ -327,3 +327,35 @@ def test_train_affine_observation_with_fewer_latent_units(tmp_path, data_file):
     code, _, err = run(["train", data_file, "-o", tmp_path / "n.keras", "--latent", "2",
                         *TINY])
     assert code == 2 and "--observation affine" in err
+
+
+def test_a_model_that_carries_its_units_works_in_them_without_a_card(tmp_path):
+    """A ``.keras`` model with a normalization (``DSRModel.set_normalization``) and no card:
+    ``generate --x0`` takes and returns physical units (once, not twice), and ``evaluate``
+    maps a raw data file with the model's own units."""
+    from keras_dsr.cells import ClippedShallowPLRNN
+    from keras_dsr.measures import evaluate
+    from keras_dsr.models import DSRModel
+    from keras_dsr.systems import simulate
+
+    model = DSRModel(cell=ClippedShallowPLRNN(3, 8, seed=0), gtf=0.5)
+    model.build((None, 10, 3))
+    mean, std = np.array([1.0, -2.0, 20.0]), np.array([8.0, 9.0, 8.5])
+    model.set_normalization(mean, std)
+    model.save(tmp_path / "u.keras")
+    x0 = np.array([2.0, 3.0, 25.0])
+    code, _, err = run(["generate", tmp_path / "u.keras", "--x0=" + ",".join(map(str, x0)),
+                        "--steps", "30", "-o", tmp_path / "g.npy"])
+    assert code == 0, err
+    model.set_normalization(None, None)  # the same model in its standardised units, by hand
+    ref = np.asarray(model.generate(((x0 - mean) / std).astype("float32"), 30)) * std + mean
+    np.testing.assert_allclose(np.load(tmp_path / "g.npy"), ref, rtol=1e-5, atol=1e-5)
+    raw = simulate("lorenz63", 600, seed=1, standardize=False).states
+    np.save(tmp_path / "d.npy", raw)
+    code, _, err = run(["evaluate", tmp_path / "u.keras", tmp_path / "d.npy", "--measures",
+                        "dstsp,dh", "-o", tmp_path / "s.json"])
+    assert code == 0, err
+    scores = json.loads((tmp_path / "s.json").read_text())["scores"]
+    expected = evaluate(model, ((raw - mean) / std).astype("float32"), measures=("dstsp", "dh"))
+    for k in ("dstsp", "dh"):
+        np.testing.assert_allclose(scores[k], expected[k], rtol=1e-4)

@@ -229,6 +229,19 @@ def _load_model(path):
                   file=sys.stderr)
     if card is not None:
         _check_card(card, json_path)
+    return _model_units(model, card)
+
+
+def _model_units(model, card):
+    """The command works in the model's standardised units and maps data with the card's
+    standardisation: a model that carries its data's units (``DSRModel.data_mean``) gives
+    them to the card where the card has none, and generates in model units here."""
+    mean = getattr(model, "data_mean", None)
+    if mean is None:
+        return model, card
+    card = dict(card or {})
+    card.setdefault("standardization", {"mean": list(mean), "std": list(model.data_std)})
+    model.set_normalization(None, None)
     return model, card
 
 
