@@ -593,7 +593,9 @@ def test_zoo_build_of_a_diverging_recipe_installs_nothing(tmp_path, monkeypatch,
                                              "method": "sequential", "train_length": 2000}}
     (tmp_path / "bad" / "recipe.json").write_text(json.dumps(spec))
     monkeypatch.setattr(build, "HERE", str(tmp_path))
-    monkeypatch.setattr(build, "VAL_LENGTH", 2000)
+    from keras_dsr.zoo import selection
+
+    monkeypatch.setattr(selection, "VALIDATION_LENGTH", 2000)
     before = zoo.list_presets()
     assert build.main(["bad"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
