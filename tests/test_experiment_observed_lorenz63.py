@@ -34,6 +34,6 @@ def test_run_smoke(tmp_path):
     assert 2 <= a["dim"] <= 6 and a["lag"] > 1   # x delay-embedded
     text = (tmp_path / "RESULTS.md").read_text()
     assert (tmp_path / "results.json").is_file()
-    assert "python experiments/observed_lorenz63/run.py --smoke" in text
+    assert "Command: `KERAS_BACKEND=" in text and "observed_lorenz63/run.py --smoke" in text
     assert text.count("\n| 0 |") == 2 and text.count("\n| median |") == 2
     assert "CPU cores" in text and "| met |" in text

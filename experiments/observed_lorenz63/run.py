@@ -30,7 +30,8 @@ Usage (from the repository root):
     KERAS_BACKEND=jax python experiments/observed_lorenz63/run.py          # ~4 min a run
     KERAS_BACKEND=jax python experiments/observed_lorenz63/run.py --smoke  # seconds
     options: --parts a,b --seeds 0,1,2,3,4 --embed auto|DIM:LAG --latent M
-             --observation identity|affine --noise-a F --noise-b F --steps N --out DIR
+             --observation identity|affine --noise-a F --noise-b F --steps N
+             --seq-len T --train-length N --lyap-steps N --out DIR
 """
 
 import argparse
@@ -53,6 +54,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 TRUE_LYAP = float(get_system("lorenz63").lyapunov_ref)  # per time unit
 TRAIN_LIMIT_S = 600.0
+SEQ_LEN, TRAIN_LENGTH = 2000, 50_000  # the example's training windows and samples
 
 
 def _example_run():
@@ -64,18 +66,23 @@ def _example_run():
     return module.run
 
 
-def variant_of(part, embed="auto", latent=None, observation="identity", noise=0.0):
-    """A short label of a run's measurement options (rows are grouped by it)."""
+def variant_of(part, embed="auto", latent=None, observation="identity", noise=0.0,
+               seq_len=SEQ_LEN, train_length=TRAIN_LENGTH):
+    """A short label of a run's measurement and training options (rows are grouped by it)."""
+    recipe = ""
+    if (seq_len, train_length) != (SEQ_LEN, TRAIN_LENGTH):
+        recipe = f", windows {seq_len}, {train_length} training samples"
     if part == "b":
-        return f"all variables, noise {noise:g}"
+        return f"all variables, noise {noise:g}" + recipe
     label = "x" + (f", embed {embed}" if embed not in (None, "none") else "")
     if latent is not None:
         label += f", M = {latent} {observation}"
-    return label + (f", noise {noise:g}" if noise else "")
+    return label + (f", noise {noise:g}" if noise else "") + recipe
 
 
 def run_seed(part, seed, smoke=False, steps=3000, embed="auto", latent=None,
-             observation="identity", noise=None, lyap_steps=20_000):
+             observation="identity", noise=None, lyap_steps=20_000, seq_len=SEQ_LEN,
+             train_length=TRAIN_LENGTH):
     """One training and its scores for part ``"a"`` (x alone) or ``"b"`` (noisy, all).
 
     Returns a dict: part, variant, seed, train_s, dim, lag, lyap (model, per time
@@ -86,19 +93,20 @@ def run_seed(part, seed, smoke=False, steps=3000, embed="auto", latent=None,
     if part == "a":
         noise = 0.0 if noise is None else noise
         out = run(quick=smoke, seed=seed, noise=noise, embed=embed, latent=latent,
-                  observation=observation, observe="x", steps=steps,
-                  lyap_steps=200 if smoke else lyap_steps)
+                  observation=observation, observe="x", steps=steps, seq_len=seq_len,
+                  train_length=train_length, lyap_steps=200 if smoke else lyap_steps)
     elif part == "b":
         noise = 0.1 if noise is None else noise
         embed, latent, observation = None, None, "identity"
         out = run(quick=smoke, seed=seed, noise=noise, embed=None, observe=None,
-                  steps=steps, lyap_steps=200 if smoke else lyap_steps)
+                  steps=steps, seq_len=seq_len, train_length=train_length,
+                  lyap_steps=200 if smoke else lyap_steps)
     else:
         raise ValueError(f"part must be 'a' or 'b', got {part!r}.")
     lyap = float(out["lyap"])
     return {
         "part": part, "seed": int(seed),
-        "variant": variant_of(part, embed, latent, observation, noise),
+        "variant": variant_of(part, embed, latent, observation, noise, seq_len, train_length),
         "train_s": float(out["seconds"]), "dim": int(out["dim"]), "lag": int(out["lag"]),
         "lyap": lyap, "lyap_true": TRUE_LYAP,
         "lyap_rel_err": abs(lyap - TRUE_LYAP) / TRUE_LYAP,
@@ -147,6 +155,9 @@ def tables(results):
     for (part, variant), rows in sorted(groups.items()):
         rows = sorted(rows, key=lambda r: r["seed"])
         lines += [f"## {titles[part]}: {variant}", ""]
+        commands = sorted({r["command"] for r in rows if "command" in r})
+        if commands:
+            lines += ["Command: " + "; ".join(f"`{c}`" for c in commands), ""]
         if part == "a":
             lines += ["| seed | dim:lag | train s | D_stsp emb (floor) | D_H emb (floor) "
                       "| D_stsp x (floor) | D_H x (floor) | lambda_max (true) |",
@@ -190,7 +201,9 @@ HEADER = """# Lorenz-63 from partial and from noisy observations
 
 A clipped shPLRNN (hidden size 100) trained by GTF-DEER with the recipe of
 `examples/partial_observation.py` (3 000 optimiser steps, windows of 2 000 samples,
-50 000 training samples at dt = 0.01), free runs started from a forced warm-up on
+50 000 training samples at dt = 0.01, unless a section's title says otherwise: the
+`keras-dsr reconstruct` default, windows of 10 000 and 100 000 training samples, is
+the alternative tried), free runs started from a forced warm-up on
 50 test samples and scored on 50 000 clean test samples (generate 1.25 T, drop the
 first quarter). (a): x alone, delay-embedded; scores in the embedding space ("emb")
 and on the recorded channel x; floor: an independent true trajectory through the
@@ -199,7 +212,7 @@ data only; scores against clean test data. lambda_max: per time unit, from the
 warm-started free run, averaged over {lyap_steps} steps; true value {true:.4f}.
 "train s": seconds of training (the optimiser steps, compilation included).
 
-Command: `{command}`
+The command that produced each section is stated under its title.
 
 Machine: {machine}, backend {backend}. Timings are on a 2-core machine shared with
 other work; they are upper bounds of what the same machine does unloaded.
@@ -225,6 +238,9 @@ def parse_args(argv=None):
     p.add_argument("--observation", default="identity", help="(a) identity or affine")
     p.add_argument("--noise-a", type=float, default=0.0, help="(a) observation noise")
     p.add_argument("--noise-b", type=float, default=0.1, help="(b) observation noise")
+    p.add_argument("--seq-len", type=int, default=SEQ_LEN, help="training window length")
+    p.add_argument("--train-length", type=int, default=TRAIN_LENGTH,
+                   help="training samples (the Recipe's default: 100 000)")
     p.add_argument("--lyap-steps", type=int, default=20_000)
     p.add_argument("--out", default=None,
                    help="output folder (default: this folder; --smoke: a temporary one)")
@@ -258,7 +274,9 @@ def main(argv=None):
             row = run_seed(part, seed, smoke=a.smoke, steps=a.steps, embed=embed,
                            latent=a.latent, observation=a.observation,
                            noise=a.noise_a if part == "a" else a.noise_b,
-                           lyap_steps=a.lyap_steps)
+                           lyap_steps=a.lyap_steps, seq_len=a.seq_len,
+                           train_length=a.train_length)
+            row["command"] = results["meta"]["command"]
             key = (row["part"], row["variant"], row["seed"])
             results["rows"] = [r for r in results["rows"]
                                if (r["part"], r["variant"], r["seed"]) != key] + [row]
