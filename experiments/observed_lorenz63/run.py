@@ -27,7 +27,9 @@ rows, merged with the rows already there, keyed by part, variant and seed) and
 ``RESULTS.md`` (per-seed tables, medians, criteria) are rewritten atomically.
 
 Usage (from the repository root):
-    KERAS_BACKEND=jax python experiments/observed_lorenz63/run.py          # ~4 min a run
+    KERAS_BACKEND=jax python experiments/observed_lorenz63/run.py          # ~1 min a run
+    KERAS_BACKEND=jax python experiments/observed_lorenz63/run.py --seq-len 10000 \
+        --train-length 100000                                     # ~5 min a run
     KERAS_BACKEND=jax python experiments/observed_lorenz63/run.py --smoke  # seconds
     options: --parts a,b --seeds 0,1,2,3,4 --embed auto|DIM:LAG --latent M
              --observation identity|affine --noise-a F --noise-b F --steps N
