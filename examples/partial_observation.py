@@ -33,8 +33,16 @@ from keras_dsr.systems import simulate
 
 
 def run(quick=False, seed=0, noise=0.1, embed="auto", latent=None, steps=3000, seq_len=2000,
-        train_length=50_000, test_length=50_000, warmup=50, verbose=0):
-    """Train and score; returns a dict with the embedding, scores, floor and seconds."""
+        train_length=50_000, test_length=50_000, warmup=50, verbose=0, observe="x",
+        observation="identity", lyap_steps=0):
+    """Train and score; returns a dict with the embedding, scores, floor and seconds.
+
+    ``observe`` (default ``"x"``; None: all variables), ``embed``, ``latent`` and
+    ``observation`` are the options of :func:`keras_dsr.embedding.prepare`. With
+    ``lyap_steps > 0`` the result also holds ``"lyap"``, the model's lambda_max per
+    time unit, averaged over that many steps of the free run from the warm-started
+    state (:func:`keras_dsr.observed.evaluate_observed`).
+    """
     if quick:
         steps, seq_len, train_length, test_length = 4, 200, 4_000, 3_000
     series = [simulate("lorenz63", n, seed=seed + i, noise=noise if i == 0 else 0.0,
@@ -42,7 +50,8 @@ def run(quick=False, seed=0, noise=0.1, embed="auto", latent=None, steps=3000, s
               for i, n in enumerate((train_length, test_length, test_length))]
     mean, std = series[0].x.mean(0), series[0].x.std(0)
     noisy_train, clean_test, clean_other = ((s.x - mean) / std for s in series)
-    prep = prepare(noisy_train, observe="x", embed=embed, latent=latent)
+    prep = prepare(noisy_train, observe=observe, embed=embed, latent=latent,
+                   observation=observation)
     recipe = Recipe(seq_len=seq_len, steps=steps, steps_per_epoch=min(100, steps),
                     hidden_dim=16 if quick else 100, seed=seed, **prep.recipe_changes())
     model, _, seconds = train(recipe, prep.x, verbose=verbose)
@@ -50,7 +59,7 @@ def run(quick=False, seed=0, noise=0.1, embed="auto", latent=None, steps=3000, s
     x_other = prep.observation.apply(clean_other)
     x_gen = generate_observed(model, x_test, warmup=warmup)
     ch = list(prep.channels)
-    return {
+    out = {
         "dim": prep.observation.dim, "lag": prep.observation.lag, "seconds": seconds,
         "embedded": evaluate_observed(model, x_test, x_gen=x_gen, warmup=warmup),
         "recorded": evaluate_observed(model, x_test, channels=ch, x_gen=x_gen, warmup=warmup),
@@ -58,6 +67,11 @@ def run(quick=False, seed=0, noise=0.1, embed="auto", latent=None, steps=3000, s
         "floor_recorded": floor_scores(x_test[:, ch], x_other[:, ch]),
         "finite": bool(np.all(np.isfinite(x_gen))),
     }
+    if lyap_steps:
+        out["lyap"] = evaluate_observed(model, x_test, measures=("lyap",), warmup=warmup,
+                                        dt=float(series[0].dt), lyap_steps=lyap_steps,
+                                        nonfinite="warn")["lyap"]
+    return out
 
 
 def main(argv=None):
