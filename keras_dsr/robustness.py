@@ -75,7 +75,8 @@ class Fates:
     @property
     def failed(self):
         """Fraction of initial conditions that did not reach the data's attractor."""
-        return 1.0 - self.fractions["reached"]
+        n = len(self.labels)
+        return (n - self.counts["reached"]) / n
 
     def to_dict(self):
         """JSON-able summary (counts, fractions, bound; not the per-run arrays)."""

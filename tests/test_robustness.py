@@ -127,3 +127,23 @@ def test_a_keras_model_on_every_backend(a, fate):
     if fate == "fixed_point":
         run = np.asarray(model.generate(fates.x0[:1].astype("float32"), 300))[0, -1]
         np.testing.assert_allclose(run, 0.3 / (1 - a), rtol=1e-5)
+
+
+@pytest.mark.backend_independent
+@pytest.mark.parametrize("off, met", [(0, True), (5, True), (6, False), (40, False)])
+def test_the_zoo_ships_at_most_five_percent_of_runs_off_the_attractor(off, met):
+    """``check_scores`` with a robustness result: the other criteria met, the verdict is
+    the fraction of 100 runs that missed the attractor against 5 %."""
+    from keras_dsr.robustness import Fates
+    from keras_dsr.zoo.criteria import check_scores
+
+    labels = ["cycle"] * off + ["reached"] * (100 - off)
+    counts = {f: labels.count(f) for f in FATES}
+    fates = Fates(labels=labels, counts=counts, fractions={f: counts[f] / 100 for f in FATES},
+                  dstsp=np.zeros(100), max_dstsp=0.3, x0=np.zeros((100, 3)))
+    scores = {"dstsp": 0.1, "dh": 0.05, "lyap": 1.0, "pe": 1e-4}
+    reference = {"floor": {"dstsp": 0.05, "dh": 0.04}, "lyap": 1.0}
+    assert check_scores("rossler", scores, reference)[0]
+    ok, lines = check_scores("rossler", scores, reference, robustness=fates)
+    assert ok == met
+    assert f"| {off} % (diverged 0, fixed point 0, cycle {off}, other 0) |" in lines[-2]

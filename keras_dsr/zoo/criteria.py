@@ -17,10 +17,15 @@ medians over the pairs:
 * a preset sampled more finely than its system's default ``dt`` is judged over the same
   physical time as at the default: test trajectories and the lambda_max average get
   proportionally more steps (:func:`held_out_length`, :func:`lyap_steps`).
-* Lorenz-63 additionally: median D_stsp <= 0.2 and median D_H <= 0.08.
+* Lorenz-63 additionally: median D_stsp <= 0.2 and median D_H <= 0.08;
+* robustness (``--robustness 100``, :func:`preset_robustness`): at most 5 % of the
+  free runs from 100 initial conditions around the attractor miss it
+  (:mod:`keras_dsr.robustness`).
 
 From the command line (exit status 0 when every named preset meets its criteria on
-the current backend): ``KERAS_BACKEND=torch python -m keras_dsr.zoo.criteria chen``.
+the current backend): ``KERAS_BACKEND=torch python -m keras_dsr.zoo.criteria lorenz63``;
+``--robustness 100`` adds the robustness criterion, ``--table FILE`` writes the zoo's
+status table.
 
 Example:
     >>> from keras_dsr import zoo
@@ -211,8 +216,41 @@ def preset_scores(model, name):
     return scores
 
 
-def check_scores(name, scores, reference):
-    """Apply the criteria; returns ``(all_met, lines)`` with a markdown table in ``lines``."""
+MAX_FAILED = 0.05  # at most this fraction of the free runs may miss the data's attractor
+
+
+def preset_robustness(model, name, n=100, seed=0):
+    """Free runs of ``model`` from ``n`` initial conditions around preset ``name``'s first
+    test trajectory, classified by :func:`keras_dsr.robustness.free_run_fates`.
+
+    Each run: ``held_out_length / 20`` steps of burn-in, then ``held_out_length / 5``
+    steps scored (20 000 at the system's default dt), in the standardised units (a
+    normalization of ``model`` is set aside and restored). A preset ships when at most
+    :data:`MAX_FAILED` of the runs miss the data's attractor.
+    """
+    from keras_dsr import zoo
+    from keras_dsr.robustness import free_run_fates
+
+    info = zoo.preset_info(name)
+    length = held_out_length(info["system"], info["dt"])
+    test = _test_pairs(name)[0][0]
+    units = (getattr(model, "data_mean", None), getattr(model, "data_std", None))
+    if units[0] is not None:
+        model.set_normalization(None, None)
+    try:
+        return free_run_fates(model, test, n=n, steps=length // 5, burn_in=length // 20,
+                              seed=seed)
+    finally:
+        if units[0] is not None:
+            model.set_normalization(*units)
+
+
+def check_scores(name, scores, reference, robustness=None):
+    """Apply the criteria; returns ``(all_met, lines)`` with a markdown table in ``lines``.
+
+    ``robustness``: a :class:`keras_dsr.robustness.Fates` (:func:`preset_robustness`)
+    to judge too (at most :data:`MAX_FAILED` of the runs miss the attractor).
+    """
     floor, lyap = reference["floor"], reference["lyap"]
     n = len(scores.get("per_pair", ())) or 1
     rows = [
@@ -234,24 +272,71 @@ def check_scores(name, scores, reference):
     ok &= met
     lines.append(f"| lambda_max (1/time) | {scores['lyap']:.4f} | {lyap:.4f} | within 15 % "
                  f"({100 * rel:.1f} %) | {'yes' if met else 'NO'} |")
+    if robustness is not None:
+        failed = robustness.failed
+        met = failed <= MAX_FAILED
+        ok &= met
+        c = robustness.counts
+        lines.append(f"| free runs off the attractor (of {len(robustness.labels)}) | "
+                     f"{100 * failed:.0f} % (diverged {c['diverged']}, fixed point "
+                     f"{c['fixed_point']}, cycle {c['cycle']}, other {c['other']}) | | "
+                     f"<= {100 * MAX_FAILED:.0f} % | {'yes' if met else 'NO'} |")
     lines.append(f"| PE(20) | {scores['pe']:.3g} | | (reported) | |")
     return ok, lines
 
 
+def _status_row(name, scores, reference, fates, ok):
+    """One row of the zoo's status table (:func:`main` ``--table``)."""
+    from keras_dsr import zoo
+
+    info = zoo.preset_info(name)
+    floor = reference["floor"]
+    rel = 100 * (scores["lyap"] - reference["lyap"]) / abs(reference["lyap"])
+    tried = (info.get("card") or {}).get("candidates") or [{}]
+    scored = [c.get("score", c.get("val_score")) for c in tried]
+    passed = (f"{sum(1 for v in scored if v is not None and v <= 1.0)} of {len(tried)}"
+              if any(v is not None for v in scored) else f"{len(tried)} tried, not scored")
+    off = "-" if fates is None else f"{100 * fates.failed:.0f} %"
+    return (f"| [`{name}`](keras_dsr/zoo/presets/{name}/README.md) | {info['system']} | "
+            f"{info['recipe'].get('cell', '?')} | {scores['dstsp']:.3f} ({floor['dstsp']:.3f})"
+            f" | {scores['dh']:.3f} ({floor['dh']:.3f}) | {rel:+.1f} % | {off} | "
+            f"{passed} | {'yes' if ok else 'no'} |")
+
+
 def main(argv=None):
     """Recompute and print the criteria of the named presets on this backend."""
+    import argparse
+
     import keras
 
     from keras_dsr import zoo
+    from keras_dsr.io import atomic_write
 
-    names = list(sys.argv[1:] if argv is None else argv) or zoo.list_presets()
-    all_ok = True
-    for name in names:
-        ok, lines = check_scores(name, preset_scores(zoo.load_preset(name), name),
-                                 true_reference(name))
+    p = argparse.ArgumentParser(prog="python -m keras_dsr.zoo.criteria",
+                                description=main.__doc__)
+    p.add_argument("names", nargs="*", help="presets (default: all)")
+    p.add_argument("--robustness", type=int, default=0, metavar="N",
+                   help="also judge free runs from N initial conditions (the card's: 100)")
+    p.add_argument("--table", metavar="FILE",
+                   help="also write a markdown status table (one row per preset)")
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    all_ok, rows = True, []
+    for name in args.names or zoo.list_presets():
+        model = zoo.load_preset(name)
+        fates = preset_robustness(model, name, args.robustness) if args.robustness else None
+        scores, reference = preset_scores(model, name), true_reference(name)
+        ok, lines = check_scores(name, scores, reference, robustness=fates)
         print(f"{name} on {keras.backend.backend()}: criteria {'met' if ok else 'NOT met'}")
         print("\n".join(lines), flush=True)
+        rows.append(_status_row(name, scores, reference, fates, ok))
         all_ok &= ok
+    if args.table:
+        head = ["| preset | system | model | D_stsp (floor), median of 5 | D_H (floor), median "
+                "of 5 | lambda_max error | free runs off the attractor | initialisations "
+                "meeting the criteria on validation | criteria met |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        with atomic_write(args.table) as fh:
+            fh.write("\n".join(head + rows) + "\n")
     return 0 if all_ok else 1
 
 
