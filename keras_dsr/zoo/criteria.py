@@ -18,9 +18,13 @@ medians over the pairs:
   physical time as at the default: test trajectories and the lambda_max average get
   proportionally more steps (:func:`held_out_length`, :func:`lyap_steps`).
 * Lorenz-63 additionally: median D_stsp <= 0.2 and median D_H <= 0.08;
-* robustness (``--robustness 100``, :func:`preset_robustness`): at most 5 % of the
-  free runs from 100 initial conditions around the attractor miss it
-  (:mod:`keras_dsr.robustness`).
+* robustness (``--robustness 100``, :func:`preset_robustness`; reported, not yet a
+  gate): the fraction of free runs from 100 initial conditions around the attractor
+  that miss it (:mod:`keras_dsr.robustness`), against 5 %. The classifier is not yet
+  calibrated for this use: the true systems themselves, run from 30 such initial
+  conditions and classified the same way, have 0-7 % of their runs counted as off
+  the attractor (Lü 0, Lorenz-63 1, Halvorsen 2 of 30) and Hindmarsh-Rose 15 of 30,
+  since 20 000 steps hold too few bursts for a stable D_stsp.
 
 From the command line (exit status 0 when every named preset meets its criteria on
 the current backend): ``KERAS_BACKEND=torch python -m keras_dsr.zoo.criteria lorenz63``;
@@ -245,11 +249,12 @@ def preset_robustness(model, name, n=100, seed=0):
             model.set_normalization(*units)
 
 
-def check_scores(name, scores, reference, robustness=None):
+def check_scores(name, scores, reference, robustness=None, gate_robustness=False):
     """Apply the criteria; returns ``(all_met, lines)`` with a markdown table in ``lines``.
 
     ``robustness``: a :class:`keras_dsr.robustness.Fates` (:func:`preset_robustness`)
-    to judge too (at most :data:`MAX_FAILED` of the runs miss the attractor).
+    to report against :data:`MAX_FAILED`; it decides ``all_met`` only with
+    ``gate_robustness`` (see the module docstring: the classifier is not calibrated yet).
     """
     floor, lyap = reference["floor"], reference["lyap"]
     n = len(scores.get("per_pair", ())) or 1
@@ -275,12 +280,14 @@ def check_scores(name, scores, reference, robustness=None):
     if robustness is not None:
         failed = robustness.failed
         met = failed <= MAX_FAILED
-        ok &= met
+        if gate_robustness:
+            ok &= met
         c = robustness.counts
         lines.append(f"| free runs off the attractor (of {len(robustness.labels)}) | "
                      f"{100 * failed:.0f} % (diverged {c['diverged']}, fixed point "
                      f"{c['fixed_point']}, cycle {c['cycle']}, other {c['other']}) | | "
-                     f"<= {100 * MAX_FAILED:.0f} % | {'yes' if met else 'NO'} |")
+                     f"<= {100 * MAX_FAILED:.0f} %{'' if gate_robustness else ' (reported)'} | "
+                     f"{'yes' if met else 'NO'} |")
     lines.append(f"| PE(20) | {scores['pe']:.3g} | | (reported) | |")
     return ok, lines
 
