@@ -7,7 +7,9 @@ training samples at dt = 0.01; free runs started from a forced warm-up of 50 tes
 samples, :func:`keras_dsr.observed.warm_start`):
 
 (a) ``x`` alone (N = 1), noise-free by default, delay-embedded (``--embed auto``:
-    lag from the auto mutual information, dimension from false nearest neighbours).
+    lag from the auto mutual information, dimension from false nearest neighbours),
+    or not embedded (``--embed none --latent M --observation affine``: M latent units,
+    an affine observation of x; the embedding space is then x itself).
     Scored in the embedding space and on the recorded channel against a clean test
     trajectory through the same observation; floor: an independent true trajectory
     through that observation. Criteria (medians over the seeds): D_stsp (embedding)
@@ -43,14 +45,18 @@ import os
 import platform
 import sys
 import tempfile
+import time
 
 import numpy as np
 
 import keras_dsr  # noqa: F401  (selects the backend before keras)
 import keras
 
+from keras_dsr.embedding import prepare
 from keras_dsr.io import atomic_write
-from keras_dsr.systems import get_system
+from keras_dsr.models.engine import TrainingDiverged
+from keras_dsr.reconstruction import floor_scores
+from keras_dsr.systems import get_system, simulate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -89,22 +95,26 @@ def run_seed(part, seed, smoke=False, steps=3000, embed="auto", latent=None,
 
     Returns a dict: part, variant, seed, train_s, dim, lag, lyap (model, per time
     unit), lyap_true, lyap_rel_err, scores (``embedded``, ``recorded``: D_stsp and
-    D_H of the model) and floors (same keys) and finite.
+    D_H of the model) and floors (same keys), finite and training_diverged (the
+    training stopped with ``TrainingDiverged``: scores and lambda_max inf).
     """
     run = _example_run()
     if part == "a":
         noise = 0.0 if noise is None else noise
-        out = run(quick=smoke, seed=seed, noise=noise, embed=embed, latent=latent,
-                  observation=observation, observe="x", steps=steps, seq_len=seq_len,
-                  train_length=train_length, lyap_steps=200 if smoke else lyap_steps)
+        observe = "x"
     elif part == "b":
         noise = 0.1 if noise is None else noise
-        embed, latent, observation = None, None, "identity"
-        out = run(quick=smoke, seed=seed, noise=noise, embed=None, observe=None,
-                  steps=steps, seq_len=seq_len, train_length=train_length,
-                  lyap_steps=200 if smoke else lyap_steps)
+        embed, latent, observation, observe = None, None, "identity", None
     else:
         raise ValueError(f"part must be 'a' or 'b', got {part!r}.")
+    kwargs = dict(quick=smoke, seed=seed, noise=noise, embed=embed, latent=latent,
+                  observation=observation, observe=observe, steps=steps, seq_len=seq_len,
+                  train_length=train_length)
+    start = time.perf_counter()
+    try:
+        out = run(lyap_steps=200 if smoke else lyap_steps, **kwargs)
+    except TrainingDiverged:
+        out = _diverged(time.perf_counter() - start, **kwargs)
     lyap = float(out["lyap"])
     return {
         "part": part, "seed": int(seed),
@@ -116,7 +126,32 @@ def run_seed(part, seed, smoke=False, steps=3000, embed="auto", latent=None,
         "floors": {k: {m: float(v) for m, v in out["floor_" + k].items()}
                    for k in ("embedded", "recorded")},
         "finite": bool(out["finite"]),
+        "training_diverged": bool(out.get("training_diverged", False)),
     }
+
+
+def _diverged(seconds, quick, seed, noise, embed, latent, observation, observe, steps,
+              seq_len, train_length, test_length=50_000):
+    """The row of a training that stopped diverged (``TrainingDiverged``): every score
+    and lambda_max infinite, the floors as the example computes them, ``seconds`` the
+    wall time until the stop (simulation included)."""
+    if quick:
+        test_length = 3_000
+    series = [simulate("lorenz63", n, seed=seed + i, noise=noise if i == 0 else 0.0,
+                       standardize=False)
+              for i, n in enumerate((train_length, test_length, test_length))]
+    mean, std = series[0].x.mean(0), series[0].x.std(0)
+    train_x, clean_test, clean_other = ((s.x - mean) / std for s in series)
+    prep = prepare(train_x, observe=observe, embed=embed, latent=latent,
+                   observation=observation)
+    x_test, x_other = (prep.observation.apply(x) for x in (clean_test, clean_other))
+    ch = list(prep.channels)
+    inf = {"dstsp": float("inf"), "dh": float("inf")}
+    return {"dim": prep.observation.dim, "lag": prep.observation.lag, "seconds": seconds,
+            "embedded": inf, "recorded": dict(inf), "lyap": float("inf"),
+            "floor_embedded": floor_scores(x_test, x_other),
+            "floor_recorded": floor_scores(x_test[:, ch], x_other[:, ch]), "finite": False,
+            "training_diverged": True}
 
 
 def _f(v, d=3):
@@ -191,8 +226,13 @@ def tables(results):
                              f"{cells(s['embedded'], f['embedded'], 'dstsp')} | "
                              f"{cells(s['embedded'], f['embedded'], 'dh')} | {lyap} |")
         seeds = ", ".join(str(r["seed"]) for r in rows)
-        lines += ["", f"Seeds run: {seeds}.", "", "| criterion | value | bound | met |",
-                  "|---|---|---|---|"]
+        lines += ["", f"Seeds run: {seeds}."]
+        stopped = ", ".join(str(r["seed"]) for r in rows if r.get("training_diverged"))
+        if stopped:
+            lines += ["", f"Training stopped diverged (TrainingDiverged: the trained model's "
+                      f"free run left the data's bounds) for seeds {stopped}: scores and "
+                      f"lambda_max inf, \"train s\" the wall time until the stop."]
+        lines += ["", "| criterion | value | bound | met |", "|---|---|---|---|"]
         for name, v, b, met in criteria(part, rows):
             lines.append(f"| {name} | {_f(v)} | {_f(b)} | {'met' if met else 'not met'} |")
         lines.append("")
@@ -207,9 +247,11 @@ A clipped shPLRNN (hidden size 100) trained by GTF-DEER with the recipe of
 `keras-dsr reconstruct` default, windows of 10 000 and 100 000 training samples, is
 the alternative tried), free runs started from a forced warm-up on
 50 test samples and scored on 50 000 clean test samples (generate 1.25 T, drop the
-first quarter). (a): x alone, delay-embedded; scores in the embedding space ("emb")
-and on the recorded channel x; floor: an independent true trajectory through the
-same observation. (b): all variables, Gaussian observation noise on the training
+first quarter). (a): x alone, delay-embedded ("embed"), or not embedded and modelled by
+M latent units with an affine observation of x ("M = 3 affine"; then the embedding
+space is x itself and "emb" equals "x"); scores in the embedding space ("emb") and
+on the recorded channel x; floor: an independent true trajectory through the same
+observation. (b): all variables, Gaussian observation noise on the training
 data only; scores against clean test data. lambda_max: per time unit, from the
 warm-started free run, averaged over {lyap_steps} steps; true value {true:.4f}.
 "train s": seconds of training (the optimiser steps, compilation included).
