@@ -29,7 +29,23 @@ from keras_dsr.embedding import prepare
 from keras_dsr.observed import evaluate_observed, generate_observed
 from keras_dsr.recipes import Recipe, train
 from keras_dsr.reconstruction import floor_scores
-from keras_dsr.systems import simulate
+from keras_dsr.systems import get_system, simulate
+
+
+def prepare_data(seed=0, noise=0.1, embed="auto", latent=None, train_length=50_000,
+                 test_length=50_000, observe="x", observation="identity"):
+    """``(prepared training data, clean test, clean floor trajectory)``, the last two
+    through the same observation: three Lorenz-63 trajectories (seeds ``seed``,
+    ``seed + 1``, ``seed + 2``), standardised with the training statistics, noise on
+    the training data only (:func:`keras_dsr.embedding.prepare` for the options)."""
+    series = [simulate("lorenz63", n, seed=seed + i, noise=noise if i == 0 else 0.0,
+                       standardize=False)
+              for i, n in enumerate((train_length, test_length, test_length))]
+    mean, std = series[0].x.mean(0), series[0].x.std(0)
+    noisy_train, clean_test, clean_other = ((s.x - mean) / std for s in series)
+    prep = prepare(noisy_train, observe=observe, embed=embed, latent=latent,
+                   observation=observation)
+    return prep, prep.observation.apply(clean_test), prep.observation.apply(clean_other)
 
 
 def run(quick=False, seed=0, noise=0.1, embed="auto", latent=None, steps=3000, seq_len=2000,
@@ -45,18 +61,11 @@ def run(quick=False, seed=0, noise=0.1, embed="auto", latent=None, steps=3000, s
     """
     if quick:
         steps, seq_len, train_length, test_length = 4, 200, 4_000, 3_000
-    series = [simulate("lorenz63", n, seed=seed + i, noise=noise if i == 0 else 0.0,
-                       standardize=False)
-              for i, n in enumerate((train_length, test_length, test_length))]
-    mean, std = series[0].x.mean(0), series[0].x.std(0)
-    noisy_train, clean_test, clean_other = ((s.x - mean) / std for s in series)
-    prep = prepare(noisy_train, observe=observe, embed=embed, latent=latent,
-                   observation=observation)
+    prep, x_test, x_other = prepare_data(seed, noise, embed, latent, train_length,
+                                         test_length, observe, observation)
     recipe = Recipe(seq_len=seq_len, steps=steps, steps_per_epoch=min(100, steps),
                     hidden_dim=16 if quick else 100, seed=seed, **prep.recipe_changes())
     model, _, seconds = train(recipe, prep.x, verbose=verbose)
-    x_test = prep.observation.apply(clean_test)
-    x_other = prep.observation.apply(clean_other)
     x_gen = generate_observed(model, x_test, warmup=warmup)
     ch = list(prep.channels)
     out = {
@@ -69,7 +78,7 @@ def run(quick=False, seed=0, noise=0.1, embed="auto", latent=None, steps=3000, s
     }
     if lyap_steps:
         out["lyap"] = evaluate_observed(model, x_test, measures=("lyap",), warmup=warmup,
-                                        dt=float(series[0].dt), lyap_steps=lyap_steps,
+                                        dt=float(get_system("lorenz63").dt), lyap_steps=lyap_steps,
                                         nonfinite="warn")["lyap"]
     return out
 

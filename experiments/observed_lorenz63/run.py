@@ -52,11 +52,10 @@ import numpy as np
 import keras_dsr  # noqa: F401  (selects the backend before keras)
 import keras
 
-from keras_dsr.embedding import prepare
 from keras_dsr.io import atomic_write
 from keras_dsr.models.engine import TrainingDiverged
 from keras_dsr.reconstruction import floor_scores
-from keras_dsr.systems import get_system, simulate
+from keras_dsr.systems import get_system
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -65,13 +64,18 @@ TRAIN_LIMIT_S = 600.0
 SEQ_LEN, TRAIN_LENGTH = 2000, 50_000  # the example's training windows and samples
 
 
-def _example_run():
-    """``run`` of examples/partial_observation.py (the shared training and scoring)."""
+def _example():
+    """examples/partial_observation.py (the shared data, training and scoring)."""
     path = os.path.join(ROOT, "examples", "partial_observation.py")
     spec = importlib.util.spec_from_file_location("partial_observation_example", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.run
+    return module
+
+
+def _example_run():
+    """``run`` of examples/partial_observation.py."""
+    return _example().run
 
 
 def variant_of(part, embed="auto", latent=None, observation="identity", noise=0.0,
@@ -136,15 +140,9 @@ def _diverged(seconds, quick, seed, noise, embed, latent, observation, observe, 
     and lambda_max infinite, the floors as the example computes them, ``seconds`` the
     wall time until the stop (simulation included)."""
     if quick:
-        test_length = 3_000
-    series = [simulate("lorenz63", n, seed=seed + i, noise=noise if i == 0 else 0.0,
-                       standardize=False)
-              for i, n in enumerate((train_length, test_length, test_length))]
-    mean, std = series[0].x.mean(0), series[0].x.std(0)
-    train_x, clean_test, clean_other = ((s.x - mean) / std for s in series)
-    prep = prepare(train_x, observe=observe, embed=embed, latent=latent,
-                   observation=observation)
-    x_test, x_other = (prep.observation.apply(x) for x in (clean_test, clean_other))
+        train_length, test_length = 4_000, 3_000
+    prep, x_test, x_other = _example().prepare_data(seed, noise, embed, latent, train_length,
+                                                    test_length, observe, observation)
     ch = list(prep.channels)
     inf = {"dstsp": float("inf"), "dh": float("inf")}
     return {"dim": prep.observation.dim, "lag": prep.observation.lag, "seconds": seconds,
@@ -227,11 +225,12 @@ def tables(results):
                              f"{cells(s['embedded'], f['embedded'], 'dh')} | {lyap} |")
         seeds = ", ".join(str(r["seed"]) for r in rows)
         lines += ["", f"Seeds run: {seeds}."]
-        stopped = ", ".join(str(r["seed"]) for r in rows if r.get("training_diverged"))
+        stopped = [str(r["seed"]) for r in rows if r.get("training_diverged")]
         if stopped:
             lines += ["", f"Training stopped diverged (TrainingDiverged: the trained model's "
-                      f"free run left the data's bounds) for seeds {stopped}: scores and "
-                      f"lambda_max inf, \"train s\" the wall time until the stop."]
+                      f"free run left the data's bounds) for seed{'s' * (len(stopped) > 1)} "
+                      f"{', '.join(stopped)}: scores and lambda_max inf, \"train s\" the "
+                      f"wall time until the stop."]
         lines += ["", "| criterion | value | bound | met |", "|---|---|---|---|"]
         for name, v, b, met in criteria(part, rows):
             lines.append(f"| {name} | {_f(v)} | {_f(b)} | {'met' if met else 'not met'} |")
