@@ -39,6 +39,7 @@ Example:
     ...                          true_reference("sprott_b"))       # doctest: +SKIP
 """
 
+import contextlib
 import functools
 import sys
 
@@ -184,6 +185,20 @@ def true_reference(name):
             "lyap": float(lyapunov_max(zoo.preset_info(name)["system"]))}
 
 
+@contextlib.contextmanager
+def _standardised(model):
+    """``model`` generating in its standardised units (a normalization set aside, then
+    restored)."""
+    units = (getattr(model, "data_mean", None), getattr(model, "data_std", None))
+    if units[0] is not None:
+        model.set_normalization(None, None)
+    try:
+        yield model
+    finally:
+        if units[0] is not None:
+            model.set_normalization(*units)
+
+
 def preset_scores(model, name):
     """Scores of ``model`` on preset ``name``'s test trajectories (standardised units).
 
@@ -202,19 +217,12 @@ def preset_scores(model, name):
     pairs = _test_pairs(name)
     info = zoo.preset_info(name)
     dt = info["dt"]
-    # the measures compare standardised trajectories: run the model in its own units
-    units = (getattr(model, "data_mean", None), getattr(model, "data_std", None))
-    if units[0] is not None:
-        model.set_normalization(None, None)
-    try:
+    with _standardised(model):  # the measures compare standardised trajectories
         first = evaluate(model, pairs[0][0], measures=("dstsp", "dh", "pe", "lyap"),
                          dt=dt, lyap_steps=lyap_steps(dt, info["system"]))
         per_pair = [{k: float(first[k]) for k in ("dstsp", "dh")}]
         per_pair += [{k: float(v) for k, v in evaluate(model, test, ("dstsp", "dh")).items()}
                      for test, _ in pairs[1:]]
-    finally:
-        if units[0] is not None:
-            model.set_normalization(*units)
     scores = {k: float(np.median([p[k] for p in per_pair])) for k in ("dstsp", "dh")}
     scores.update(pe=float(first["pe"]), lyap=float(first["lyap"]), per_pair=per_pair)
     return scores
@@ -238,15 +246,9 @@ def preset_robustness(model, name, n=100, seed=0):
     info = zoo.preset_info(name)
     length = held_out_length(info["system"], info["dt"])
     test = _test_pairs(name)[0][0]
-    units = (getattr(model, "data_mean", None), getattr(model, "data_std", None))
-    if units[0] is not None:
-        model.set_normalization(None, None)
-    try:
+    with _standardised(model):
         return free_run_fates(model, test, n=n, steps=length // 5, burn_in=length // 20,
                               seed=seed)
-    finally:
-        if units[0] is not None:
-            model.set_normalization(*units)
 
 
 def check_scores(name, scores, reference, robustness=None, gate_robustness=False):
