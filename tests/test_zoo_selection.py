@@ -59,3 +59,29 @@ def test_validation_trajectories_span_the_test_trajectories_time():
         n = validation_length(system, dt)
         assert n == held_out_length(system, dt) * VALIDATION_LENGTH // 100_000
     assert validation_length("hindmarsh_rose", 0.0125) == 4 * VALIDATION_LENGTH
+
+
+def test_validation_pairs_are_true_trajectories_apart_from_the_test_pairs(monkeypatch):
+    """Validation pair k starts from seeds s + 3 + 10 k and s + 4 + 10 k (an ensemble
+    solve of those seeds agrees), standardised with the given statistics; no
+    validation seed is ever a test seed of the criteria."""
+    import numpy as np
+
+    from keras_dsr.systems import simulate_ensemble
+    from keras_dsr.zoo import criteria, selection
+
+    for seed in range(12):
+        test = {s for k in range(criteria.N_PAIRS) for s in criteria.pair_seeds(seed, k)}
+        val = {s for k in range(criteria.N_PAIRS) for s in criteria.pair_seeds(seed, k, 2)}
+        assert not test & val and len(val) == 2 * criteria.N_PAIRS
+    monkeypatch.setattr(selection, "VALIDATION_LENGTH", 2_000)
+    monkeypatch.setattr(selection, "TEST_LENGTH", 2_000)
+    monkeypatch.setattr(criteria, "TEST_LENGTH", 2_000)
+    mean, std = np.array([0.5, -1.0, 20.0]), np.array([8.0, 9.0, 8.5])
+    pairs = selection.validation_pairs("lorenz63", 7, mean, std, n=2)
+    assert len(pairs) == 2
+    runs = simulate_ensemble("lorenz63", 2_000, seeds=(10, 11, 20, 21), standardize=False)
+    for x, run in zip([x for pair in pairs for x in pair], runs):
+        assert x.shape == (2_000, 3) and x.dtype == np.float32
+        np.testing.assert_allclose(x, (run.clean - mean) / std, rtol=1e-5, atol=1e-5)
+    assert np.abs(pairs[0][0] - pairs[0][1]).max() > 1.0  # independent trajectories

@@ -2,7 +2,7 @@
 
 Each preset has a folder ``zoo/<name>/`` with ``recipe.json`` (the system and the
 :class:`keras_dsr.recipes.Recipe` fields, among them ``tries``, ``select_epochs`` and
-``finetune``: the model selection on a validation trajectory). This script
+``finetune``: the model selection on validation trajectories). This script
 trains it with :func:`keras_dsr.recipes.train`, measures the free-running model against a
 held-out test trajectory (D_stsp, D_H, PE(20), lambda_max) next to the floor of an
 independent true trajectory and the true lambda_max, writes the model card
@@ -34,12 +34,11 @@ import keras_dsr  # noqa: E402,F401
 import keras  # noqa: E402
 from keras_dsr import zoo  # noqa: E402
 from keras_dsr.cards import machine_line  # noqa: E402
-from keras_dsr.measures import evaluate  # noqa: E402
-from keras_dsr.recipes import Recipe, floor_scores, simulate_like, train  # noqa: E402
+from keras_dsr.recipes import Recipe, train  # noqa: E402
 from keras_dsr.systems import lyapunov_max, simulate  # noqa: E402
 from keras_dsr.zoo.criteria import (  # noqa: E402
-    check_scores, lyap_steps, preset_scores, true_reference)
-from keras_dsr.zoo.selection import validation_length, validation_score  # noqa: E402
+    check_scores, pair_floors, pair_scores, preset_scores, true_reference)
+from keras_dsr.zoo.selection import validation_pairs, validation_score  # noqa: E402
 
 
 def recipes():
@@ -66,9 +65,10 @@ def load_recipe(name):
 
 def train_candidates(system, recipe, verbose=2):
     """Train ``recipe`` (its ``tries``, ``select_epochs`` and ``finetune``) with
-    :func:`keras_dsr.recipes.train`, scoring candidates on a *validation* trajectory
-    (data seed + 3; its floor: seed + 4), never on the test set (seed + 1) that the
-    criteria use; the score is :func:`keras_dsr.zoo.selection.validation_score`.
+    :func:`keras_dsr.recipes.train`, scoring candidates on the *validation* pairs
+    (:func:`keras_dsr.zoo.selection.validation_pairs`, medians over them as the
+    criteria judge), never on the test pairs that the criteria use; the score is
+    :func:`keras_dsr.zoo.selection.validation_score`.
 
     Returns:
         ``(model, recipe, train_traj, seconds, history, report)``: ``report`` is that
@@ -76,22 +76,22 @@ def train_candidates(system, recipe, verbose=2):
         of the kept model.
     """
     train_traj = simulate(system, recipe.train_length, dt=recipe.dt, seed=recipe.seed)
-    n_val = validation_length(system, train_traj.dt)
-    val = simulate_like(system, n_val, recipe.seed + 3, train_traj)
-    other = simulate_like(system, n_val, recipe.seed + 4, train_traj)
-    val_floor = floor_scores(val.x, other.x)
+    pairs = validation_pairs(system, recipe.seed, train_traj.mean, train_traj.std,
+                             dt=train_traj.dt)
+    val_floor, _ = pair_floors(pairs)
     lyap_true = float(lyapunov_max(system))
 
     def measures(model):
-        return evaluate(model, val.x, measures=("dstsp", "dh", "lyap"), dt=train_traj.dt,
-                        lyap_steps=lyap_steps(train_traj.dt, system))
+        scores = pair_scores(model, pairs, train_traj.dt, system)
+        return {k: scores[k] for k in ("dstsp", "dh", "lyap")}
 
     def score_fn(model):
         return validation_score(measures(model), val_floor, lyap_true)
 
     model, history, seconds = result = train(recipe, train_traj.x, score_fn=score_fn,
                                              verbose=verbose)
-    report = dict(result.report, val_floor=val_floor, val_measures=measures(model))
+    report = dict(result.report, val_floor=val_floor, val_measures=measures(model),
+                  val_pairs=len(pairs))
     return model, recipe, train_traj, seconds, history, report
 
 
@@ -115,7 +115,8 @@ def build(name, verbose=2):
         "scores": scores, "floor": ref["floor"], "lyap_true": ref["lyap"],
         "criteria_met": ok, "train_seconds": round(seconds, 1),
         "candidates": report["candidates"], "finetune": report["finetune"],
-        "validation": {"floor": report["val_floor"], "measures": report["val_measures"]},
+        "validation": {"floor": report["val_floor"], "measures": report["val_measures"],
+                       "pairs": report["val_pairs"]},
         "final_logs": final, "machine": machine_line(),
         "date": datetime.date.today().isoformat(),
     }
@@ -163,16 +164,18 @@ def _candidate_lines(card):
     if len(candidates) < 2 and not candidates[0].get("checkpoints"):
         return []
     n = len(candidates)
+    val = card.get("validation") or {}
+    k = val.get("pairs", 1)
+    where = ("a validation trajectory (data seed + 3, floor seed + 4" if k == 1 else
+             f"{k} validation trajectories (medians; data seeds + 3 + 10 k, floors + 4 + 10 k")
     out = [f"- Model selection: {n} initialisation{'s' if n > 1 else ''} on the same data, each "
-           "scored on a validation trajectory (data seed + 3, floor seed + 4; not the test "
-           "set); kept the lowest max(D_stsp / (floor + 0.2), D_H / (2 floor), "
+           f"scored on {where}; not the test set); kept the lowest max(D_stsp / (floor + 0.2), D_H / (2 floor), "
            "|lambda_max - true| / (0.15 true)) (<= 1: every criterion met):"]
     for c in candidates:
         ckpts = ", ".join(f"epoch {e}: {v:.2f}" for e, v in sorted(
             c.get("checkpoints", {}).items(), key=lambda kv: int(kv[0])))
         out.append(f"  - init_seed {c['init_seed']}: {c['train_seconds']} s; kept epoch "
                    f"{c['epoch']}, score {c['score']:.2f} ({ckpts})")
-    val = card.get("validation")
     if val:
         m, f = val["measures"], val["floor"]
         out.append(f"  - kept model on validation: D_stsp {m['dstsp']:.3f} (floor "

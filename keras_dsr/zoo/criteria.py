@@ -108,32 +108,67 @@ ABSOLUTE = {"lorenz63": {"dstsp": 0.2, "dh": 0.08}}
 N_PAIRS = 5  # independent (test, floor) pairs: the criteria compare medians over them
 
 
-def pair_seeds(seed, k):
+def pair_seeds(seed, k, offset=0):
     """Initial-condition seeds of the k-th (test, floor) pair of data seed ``seed``:
-    ``seed + 1 + 10 k`` and ``seed + 2 + 10 k`` (never ``seed + 3`` / ``seed + 4``, the
-    builds' validation pair)."""
-    return seed + 1 + 10 * k, seed + 2 + 10 * k
+    ``seed + 1 + offset + 10 k`` and ``seed + 2 + offset + 10 k``. The criteria's test
+    pairs have ``offset`` 0; the builds' validation pairs offset 2
+    (:func:`keras_dsr.zoo.selection.validation_pairs`), so the two never share a seed."""
+    return seed + 1 + offset + 10 * k, seed + 2 + offset + 10 * k
 
 
-def held_out_pairs(system, seed, mean, std, dt=None, n=N_PAIRS):
+def held_out_pairs(system, seed, mean, std, dt=None, n=N_PAIRS, offset=0, length=None):
     """The criteria's ``n`` (test, floor) pairs of true trajectories of ``system``.
 
-    Pair k starts from the seeds :func:`pair_seeds` ``(seed, k)``; all ``2 n``
-    trajectories come from one ensemble solve of :func:`held_out_length` steps each,
-    sampled every ``dt`` (None: the system's default), z-scored with the training
-    statistics ``mean``, ``std`` (shape ``[D]``).
+    Pair k starts from the seeds :func:`pair_seeds` ``(seed, k, offset)``; all ``2 n``
+    trajectories come from one ensemble solve of ``length`` steps each (None:
+    :func:`held_out_length`), sampled every ``dt`` (None: the system's default),
+    z-scored with the training statistics ``mean``, ``std`` (shape ``[D]``).
 
     Returns:
-        a list of ``n`` pairs of float32 arrays ``[held_out_length(system, dt), D]``.
+        a list of ``n`` pairs of float32 arrays ``[length, D]``.
     """
     from keras_dsr.systems import simulate_ensemble
 
-    seeds = tuple(s for k in range(n) for s in pair_seeds(seed, k))
-    runs = simulate_ensemble(system, held_out_length(system, dt), seeds=seeds, dt=dt,
-                             standardize=False)
+    seeds = tuple(s for k in range(n) for s in pair_seeds(seed, k, offset))
+    length = held_out_length(system, dt) if length is None else length
+    runs = simulate_ensemble(system, length, seeds=seeds, dt=dt, standardize=False)
     mean, std = np.asarray(mean), np.asarray(std)
     x = [((r.clean - mean) / std).astype("float32") for r in runs]
     return [(x[2 * k], x[2 * k + 1]) for k in range(n)]
+
+
+def pair_floors(pairs):
+    """The floor of each (test, other) pair: what the independent true trajectory
+    ``other`` scores against ``test``; returns ``(medians, per_pair)`` of
+    ``{"dstsp", "dh"}``."""
+    from keras_dsr.measures import power_spectrum_distance, state_space_divergence
+
+    floors = [{"dstsp": float(state_space_divergence(test, other)),
+               "dh": float(power_spectrum_distance(test, other))} for test, other in pairs]
+    return {k: float(np.median([f[k] for f in floors])) for k in ("dstsp", "dh")}, floors
+
+
+def pair_scores(model, pairs, dt, system):
+    """A model's measures against the test trajectories of ``pairs`` (its own units).
+
+    D_stsp and D_H: medians over the pairs (each scored from a free run started at the
+    test trajectory's first point, :func:`keras_dsr.measures.evaluate`); PE(20) and
+    lambda_max (per time unit, :func:`lyap_steps` steps) on the first.
+
+    Returns:
+        ``{"dstsp", "dh", "pe", "lyap"}`` and ``"per_pair"``: the D_stsp and D_H of
+        each test trajectory.
+    """
+    from keras_dsr.measures import evaluate
+
+    first = evaluate(model, pairs[0][0], measures=("dstsp", "dh", "pe", "lyap"),
+                     dt=dt, lyap_steps=lyap_steps(dt, system))
+    per_pair = [{k: float(first[k]) for k in ("dstsp", "dh")}]
+    per_pair += [{k: float(v) for k, v in evaluate(model, test, ("dstsp", "dh")).items()}
+                 for test, _ in pairs[1:]]
+    scores = {k: float(np.median([p[k] for p in per_pair])) for k in ("dstsp", "dh")}
+    scores.update(pe=float(first["pe"]), lyap=float(first["lyap"]), per_pair=per_pair)
+    return scores
 
 
 def held_out_pair(system, seed, mean, std, dt=None):
@@ -174,13 +209,9 @@ def true_reference(name):
         ``{"floor": {"dstsp", "dh"}, "floors": [{"dstsp", "dh"} per pair], "lyap": float}``.
     """
     from keras_dsr import zoo
-    from keras_dsr.measures import power_spectrum_distance, state_space_divergence
     from keras_dsr.systems import lyapunov_max
 
-    floors = [{"dstsp": float(state_space_divergence(test, other)),
-               "dh": float(power_spectrum_distance(test, other))}
-              for test, other in _test_pairs(name)]
-    floor = {k: float(np.median([f[k] for f in floors])) for k in ("dstsp", "dh")}
+    floor, floors = pair_floors(_test_pairs(name))
     return {"floor": floor, "floors": floors,
             "lyap": float(lyapunov_max(zoo.preset_info(name)["system"]))}
 
@@ -200,32 +231,19 @@ def _standardised(model):
 
 
 def preset_scores(model, name):
-    """Scores of ``model`` on preset ``name``'s test trajectories (standardised units).
-
-    D_stsp and D_H: medians over the :data:`N_PAIRS` test trajectories (each scored
-    from a free run started at its first point, :func:`keras_dsr.measures.evaluate`);
-    PE(20) and lambda_max (per time unit, :func:`lyap_steps` steps) on the first.
-    A normalization of ``model`` is set aside for the measurement and restored.
+    """Scores of ``model`` on preset ``name``'s test trajectories (standardised units):
+    :func:`pair_scores` on the preset's pairs. A normalization of ``model`` is set aside
+    for the measurement and restored.
 
     Returns:
         ``{"dstsp", "dh", "pe", "lyap"}`` and ``"per_pair"``: the D_stsp and D_H of
         each test trajectory.
     """
     from keras_dsr import zoo
-    from keras_dsr.measures import evaluate
 
-    pairs = _test_pairs(name)
     info = zoo.preset_info(name)
-    dt = info["dt"]
     with _standardised(model):  # the measures compare standardised trajectories
-        first = evaluate(model, pairs[0][0], measures=("dstsp", "dh", "pe", "lyap"),
-                         dt=dt, lyap_steps=lyap_steps(dt, info["system"]))
-        per_pair = [{k: float(first[k]) for k in ("dstsp", "dh")}]
-        per_pair += [{k: float(v) for k, v in evaluate(model, test, ("dstsp", "dh")).items()}
-                     for test, _ in pairs[1:]]
-    scores = {k: float(np.median([p[k] for p in per_pair])) for k in ("dstsp", "dh")}
-    scores.update(pe=float(first["pe"]), lyap=float(first["lyap"]), per_pair=per_pair)
-    return scores
+        return pair_scores(model, _test_pairs(name), info["dt"], info["system"])
 
 
 MAX_FAILED = 0.05  # at most this fraction of the free runs may miss the data's attractor

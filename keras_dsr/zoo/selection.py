@@ -1,11 +1,12 @@
 """Model selection on validation data: how the zoo's builds rank candidate models.
 
 A build trains several initialisations (and scores checkpoints of each) and keeps
-the candidate with the lowest :func:`validation_score` on a *validation* trajectory
-(data seed + 3; its floor from seed + 4), never on the test set of
-:mod:`keras_dsr.zoo.criteria` (seed + 1). The score scales each acceptance
-criterion so that 1 is its bar, so a score <= 1 means every criterion is met on the
-validation data.
+the candidate with the lowest :func:`validation_score` on :data:`N_PAIRS`
+*validation* pairs (:func:`validation_pairs`: seeds s + 3 + 10 k, floors from
+s + 4 + 10 k), never on the test pairs of :mod:`keras_dsr.zoo.criteria`
+(s + 1 + 10 k, s + 2 + 10 k), and judged like them: medians over the pairs. The
+score scales each acceptance criterion so that 1 is its bar, so a score <= 1 means
+every criterion is met on the validation data.
 
 Example:
     >>> round(validation_score({"dstsp": 0.15, "dh": 0.05, "lyap": 1.17},
@@ -15,9 +16,9 @@ Example:
     (100000, 400000)
 """
 
-from keras_dsr.zoo.criteria import TEST_LENGTH, held_out_length
+from keras_dsr.zoo.criteria import N_PAIRS, TEST_LENGTH, held_out_length, held_out_pairs
 
-__all__ = ["VALIDATION_LENGTH", "validation_length", "validation_score"]
+__all__ = ["VALIDATION_LENGTH", "validation_length", "validation_pairs", "validation_score"]
 
 VALIDATION_LENGTH = 100_000  # steps of the validation trajectories at the system's default dt
 
@@ -32,6 +33,15 @@ def validation_length(system, dt=None):
     return held_out_length(system, dt) * VALIDATION_LENGTH // TEST_LENGTH
 
 
+def validation_pairs(system, seed, mean, std, dt=None, n=N_PAIRS):
+    """The ``n`` (validation, floor) pairs of data seed ``seed``: true trajectories of
+    :func:`validation_length` steps from seeds ``seed + 3 + 10 k`` and
+    ``seed + 4 + 10 k`` (:func:`keras_dsr.zoo.criteria.pair_seeds` with offset 2),
+    z-scored with the training statistics ``mean``, ``std``."""
+    return held_out_pairs(system, seed, mean, std, dt=dt, n=n, offset=2,
+                          length=validation_length(system, dt))
+
+
 def validation_score(scores, floor, lyap_true):
     """How far a candidate is from the criteria on the validation set (<= 1: met).
 
@@ -40,10 +50,11 @@ def validation_score(scores, floor, lyap_true):
     :mod:`keras_dsr.zoo.criteria` scaled so that 1 is its bar.
 
     Args:
-        scores: the candidate's measures on the validation trajectory: a dict with
-            ``"dstsp"``, ``"dh"`` and ``"lyap"`` (lambda_max per time unit).
-        floor: ``{"dstsp", "dh"}`` of an independent true trajectory against the
-            validation trajectory (:func:`keras_dsr.reconstruction.floor_scores`).
+        scores: the candidate's measures on the validation pairs: a dict with
+            ``"dstsp"``, ``"dh"`` (medians over the pairs) and ``"lyap"`` (lambda_max
+            per time unit): :func:`keras_dsr.zoo.criteria.pair_scores`.
+        floor: ``{"dstsp", "dh"}``: the medians of the pairs' floors
+            (:func:`keras_dsr.zoo.criteria.pair_floors`).
         lyap_true: the system's lambda_max (nonzero).
 
     Raises:
