@@ -62,6 +62,10 @@ def test_periodic_finds_map_cycles_sampled_flow_cycles_and_no_chaos():
 def test_every_initial_condition_meets_the_maps_known_fate(step, fate):
     fates = free_run_fates(_iterate(step), HENON, n=12, steps=3_000, burn_in=500)
     assert fates.labels == [fate] * 12, fates.labels
+    if fate in ("fixed_point", "cycle"):  # never "reached", however lax the D_stsp bound
+        lax = free_run_fates(_iterate(step), HENON, n=12, steps=3_000, burn_in=500,
+                             max_dstsp=1e3)
+        assert lax.labels == [fate] * 12
     assert fates.counts[fate] == 12 and fates.fractions[fate] == 1.0
     assert set(fates.counts) == set(FATES) and fates.failed == 1.0
 
@@ -152,3 +156,66 @@ def test_the_zoo_robustness_criterion_is_five_percent_of_runs_off_the_attractor(
     # reported only (the default): the verdict is the other criteria's
     ok, lines = check_scores("rossler", scores, reference, robustness=fates)
     assert ok and "(reported)" in lines[-2]
+
+
+@pytest.mark.backend_independent
+def test_a_reference_calibrates_the_bound_on_its_own_runs_from_the_same_starts():
+    """With the true map as ``reference``: the bound is the largest D_stsp of its runs
+    from the same initial conditions (recomputed here) + 0.2, so every run of the true
+    map counts as reached, and a model with a coexisting cycle still loses those runs."""
+    from keras_dsr.measures import state_space_divergence
+
+    x0 = initial_conditions(HENON, n=30, spread=0.05, seed=4)
+    x0 = x0[np.all(np.isfinite(henon(x0, 3_500)), axis=(1, 2))]  # starts inside the basin
+    fates = free_run_fates(henon, HENON, x0=x0, steps=3_000, burn_in=500, reference=henon)
+    runs = henon(x0.astype("float32").astype(np.float64), 3_500)[:, 500:]  # as it starts
+    half = HENON[:len(HENON) // 2]
+    own = np.array([state_space_divergence(half, r) for r in runs])
+    np.testing.assert_allclose(fates.reference_dstsp, own, rtol=1e-6)
+    assert fates.max_dstsp == pytest.approx(own.max() + 0.2, rel=1e-6)
+    assert fates.labels == ["reached"] * len(x0) and fates.to_dict()["calibrated"]
+    assert fates.reference_counts == dict.fromkeys(FATES, 0) | {"reached": len(x0)}
+    to_cycle = x0[:, 0] > 0.6
+
+    def generate(x0_, steps):
+        out = henon(x0_, steps)
+        out[to_cycle] = _iterate(_circle)(x0_[to_cycle], steps)
+        return out
+
+    mixed = free_run_fates(generate, HENON, x0=x0, steps=3_000, burn_in=500, reference=henon)
+    assert mixed.labels == np.where(to_cycle, "cycle", "reached").tolist()
+    assert 0 < to_cycle.sum() < len(x0)
+    # starts outside the basin: the true map leaves too, so they are not held against it
+    wide = initial_conditions(HENON, n=40, spread=0.5, seed=1)
+    fates = free_run_fates(henon, HENON, x0=wide, steps=1_000, burn_in=100, reference=henon)
+    assert 0 < fates.counts["diverged"] == fates.reference_counts["diverged"] < 40
+    assert fates.failed == 0.0 and fates.to_dict()["failed"] == 0.0
+    assert free_run_fates(henon, HENON, x0=wide, steps=1_000, burn_in=100).failed > 0
+    with pytest.raises(ValueError, match="every run of `reference` diverged"):
+        free_run_fates(henon, HENON, x0=x0, steps=100, burn_in=10,
+                       reference=_iterate(lambda x: 2.0 * x + 1.0))
+
+
+@pytest.mark.backend_independent
+def test_system_generator_integrates_the_true_equations_in_the_datas_units():
+    """Lorenz-63 from standardised starts, against scipy's solve_ivp of the equations
+    written out here (sigma 10, rho 28, beta 8/3): one step after x0 onward."""
+    from scipy.integrate import solve_ivp
+
+    from keras_dsr.robustness import system_generator
+    from keras_dsr.systems import get_system
+
+    dt = get_system("lorenz63").dt
+    mean, std = np.array([0.5, 0.4, 23.0]), np.array([7.9, 9.0, 8.6])
+    x0 = np.array([[0.1, 0.3, -0.2], [-1.0, -0.8, 1.2]])
+    out = system_generator("lorenz63", mean=mean, std=std)(x0, 150)
+    assert out.shape == (2, 150, 3)
+
+    def f(t, u):
+        x, y, z = u
+        return [10.0 * (y - x), x * (28.0 - z) - y, x * y - 8.0 / 3.0 * z]
+
+    for k in range(2):
+        t = dt * np.arange(1, 151)
+        sol = solve_ivp(f, (0, t[-1]), x0[k] * std + mean, t_eval=t, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(out[k], ((sol.y.T - mean) / std), atol=1e-4)
