@@ -85,8 +85,10 @@ def test_train_tries_and_finetune_keep_the_best():
     assert result.report["init_seed"] == 1000  # try 1's epoch-1 checkpoint won (1.5)
     ft = result.report["finetune"]
     assert ft["scores"] == {0: 1.5, 2: 1.0} and ft["kept_step"] == 2 and seconds > 0
-    lines = build._finetune_lines(ft)
-    assert "kept the weights after 2 steps (score 1.00)" in lines[0]
+    from keras_dsr.zoo.card import card_text
+
+    assert "kept the weights after 2 steps (score 1.00)" in card_text("x", {"card": {
+        "finetune": ft}}, {})
 
 
 def test_train_needs_validation_for_selection():
@@ -100,7 +102,26 @@ def test_card_lines_name_the_kept_checkpoint():
                             "checkpoints": {"40": 1.1, "45": 0.8, "60": 1.3}}],
             "validation": {"measures": {"dstsp": 0.2, "dh": 0.05, "lyap": 0.9},
                            "floor": {"dstsp": 0.1, "dh": 0.04}}}
-    lines = build._candidate_lines(card)
-    assert lines[0].startswith("- Model selection: 1 initialisation on the same data")
-    assert "kept epoch 45, score 0.80 (epoch 40: 1.10, epoch 45: 0.80, epoch 60: 1.30)" in lines[1]
-    assert "D_stsp 0.200 (floor 0.100)" in lines[2]
+    from keras_dsr.zoo.card import card_text
+
+    text = card_text("x", {"card": card}, {})
+    assert "1 of 1 initialisation met every criterion on the validation data" in text
+    assert "| 0 | 1 | 0.8 | yes | 45 | 40: 1.1, 45: 0.8, 60: 1.3 |" in text
+    assert "Kept model on validation: D_stsp 0.200 (floor 0.100)" in text
+
+
+def test_the_preset_card_counts_initialisations_met_on_validation_and_runs_off_the_attractor():
+    """keras_dsr.zoo.card: how many candidates scored <= 1 on validation, and the
+    robustness counts, as the card states them."""
+    from keras_dsr.zoo.card import card_text
+
+    card = {"candidates": [{"init_seed": s, "train_seconds": 10.0, "score": v, "epoch": 30}
+                           for s, v in ((0, 0.7), (1, 1.4), (2, 0.95))],
+            "robustness": {"n": 100, "max_dstsp": 0.91, "counts": {
+                "reached": 93, "diverged": 1, "fixed_point": 0, "cycle": 4, "other": 2}}}
+    text = card_text("demo", {"system": "lorenz63", "dt": 0.01, "card": card}, {})
+    assert "2 of 3 initialisations met every criterion on the validation data" in text
+    assert "| 1 | 10 | 1.4 | no | 30 | - |" in text and "| 2 | 10 | 0.95 | yes | 30 | - |" in text
+    assert ("7 % missed the data's attractor (of all 100: diverged 1, fixed point 0, "
+            "cycle 4, other 2); bound of a reached run: D_stsp <= 0.910.") in text
+    assert "Robustness" not in card_text("demo", {"card": {}}, {})

@@ -1,7 +1,18 @@
-"""The model card of a preset (its ``README.md``), generated from its metadata."""
+"""The model card of a preset, generated from its metadata: the one writer of the
+preset folder's ``README.md`` and of the build's ``zoo/<name>/CARD.md`` (the same text).
+
+Everything on the card comes from the preset's ``metadata.json`` (its ``card`` record,
+written by ``zoo/build.py`` or refreshed by ``python -m keras_dsr.zoo.criteria
+--update-cards``) and its Keras config: status, data and seeds, the recipe with the
+reason for each per-system choice, scores against the floors, the criteria on each
+backend, robustness, the initialisations tried (how many met the criteria on
+validation), fine-tuning and training facts.
+"""
+
+import json
 
 from keras_dsr.cards import fmt as _num
-from keras_dsr.cards import recipe_table, scores_table
+from keras_dsr.cards import scores_table
 
 __all__ = ["card_text"]
 
@@ -23,41 +34,154 @@ def _model_lines(config):
             f"solver: {inner.get('method', '?')}."]
 
 
+def _status_line(card):
+    if "criteria_met" not in card:
+        return []
+    per = card.get("criteria") or {}
+    where = (" on " + ", ".join(f"{b} ({'met' if r['met'] else 'NOT met'})"
+                                for b, r in per.items())) if per else ""
+    if card["criteria_met"]:
+        return [f"Status: shipped; acceptance criteria (`keras_dsr/zoo/criteria.py`) "
+                f"met{where}.", ""]
+    return [f"Status: not shipped; acceptance criteria (`keras_dsr/zoo/criteria.py`) NOT "
+            f"met{where}.", ""]
+
+
+def _data_lines(meta):
+    recipe, system = meta.get("recipe") or {}, meta.get("system")
+    if system is None or "seed" not in recipe:
+        return []
+    s = int(recipe["seed"])
+    card = meta.get("card") or {}
+    n = len((card.get("scores") or {}).get("per_pair") or ()) or 1
+    val = (card.get("validation") or {}).get("pairs", 1)
+    out = ["## Data", "",
+           f"- Training: {system} simulated with `keras_dsr.systems.simulate` (DOP853), "
+           f"dt = {_num(meta.get('dt'))}, {recipe.get('train_length', '?')} steps from "
+           f"initial-condition seed {s}, standardised (the mean and std are the preset's "
+           "normalization).",
+           f"- Test: {n} trajectories (seeds {s} + 1 + 10 k, k < {n}), each with its floor "
+           f"(an independent true trajectory, seed {s} + 2 + 10 k), standardised with the "
+           "training statistics."]
+    if card.get("candidates"):
+        out.append(f"- Model selection: {val} validation trajector{'ies' if val > 1 else 'y'} "
+                   f"(seeds {s} + 3 + 10 k, floors {s} + 4 + 10 k), never the test ones.")
+    return out + [""]
+
+
+def _recipe_lines(recipe, why):
+    why = why or {}
+    lines = ["## Recipe", "", "| field | value | why |", "| --- | --- | --- |"]
+    return lines + [f"| {k} | `{json.dumps(v)}` | {why.get(k, '')} |"
+                    for k, v in sorted(recipe.items())] + [""]
+
+
 def _scores_lines(card):
     scores = {k: v for k, v in (card.get("scores") or {}).items()
               if k in ("dstsp", "dh", "pe", "lyap")}
     if not scores:
         return []
-    out = ["## Scores (held-out test trajectory)", "",
-           *scores_table(scores, card.get("floor"), card.get("lyap_true"))]
-    if "criteria_met" in card:
-        out += ["", f"Acceptance criteria (`keras_dsr/zoo/criteria.py`): "
-                    f"{'met' if card['criteria_met'] else 'NOT met'}."]
-    return out + [""]
+    per_pair = (card.get("scores") or {}).get("per_pair") or []
+    floors = card.get("floors") or []
+    title = (f"## Scores (medians over {len(per_pair)} held-out test trajectories)"
+             if len(per_pair) > 1 else "## Scores (held-out test trajectory)")
+    out = [title, "", *scores_table(scores, card.get("floor"), card.get("lyap_true")), ""]
+    if len(per_pair) > 1:
+        out += ["| test trajectory | D_stsp | floor | D_H | floor |", "|---|---|---|---|---|"]
+        for k, p in enumerate(per_pair):
+            f = floors[k] if k < len(floors) else {}
+            out.append(f"| {k} | {_num(p['dstsp'])} | {_num(f.get('dstsp'))} | "
+                       f"{_num(p['dh'])} | {_num(f.get('dh'))} |")
+        out.append("")
+    return out
+
+
+def _criteria_lines(card):
+    per = card.get("criteria") or {}
+    out = []
+    for backend, result in per.items():
+        out += [f"Criteria recomputed on {backend}: {'met' if result['met'] else 'NOT met'}",
+                "", *result["table"], ""]
+    return (["## Acceptance criteria on each backend", ""] + out) if out else []
+
+
+def _robustness_lines(card):
+    rob = card.get("robustness")
+    if not rob:
+        return []
+    c, n = rob["counts"], rob["n"]
+    ref = rob.get("reference_counts")
+    kept = ref["reached"] if ref else n  # starts from which the true system reached it
+    failed = rob.get("failed", (n - c["reached"]) / n)
+    text = (f"Free runs from {n} initial conditions around the attractor "
+            "(`keras_dsr.zoo.criteria.preset_robustness`): "
+            f"{100 * failed:.0f} % missed the data's attractor (of all {n}: diverged "
+            f"{c['diverged']}, fixed point {c['fixed_point']}, cycle {c['cycle']}, other "
+            f"{c['other']}); bound of a reached run: D_stsp <= {rob['max_dstsp']:.3f}")
+    if ref:
+        text += (" (the true system's worst run from the same starts + 0.2). The true "
+                 f"system's own runs, classified the same way: {n - kept} of {n} off"
+                 + ("; the fraction counts only the starts from which it reached the "
+                    "attractor." if kept < n else "."))
+    else:
+        text += "."
+    return ["## Robustness", "", text, ""]
 
 
 def _candidate_lines(card):
     cands = card.get("candidates") or []
     if not cands:
         return []
+    scores = [c.get("score", c.get("val_score")) for c in cands]
+    met = sum(1 for v in scores if v is not None and v <= 1)
     out = ["## Candidates tried", "",
-           "| init_seed | training (s) | validation score | kept epoch |", "|---|---|---|---|"]
-    for c in cands:
-        score = c.get("score", c.get("val_score"))
+           f"{met} of {len(cands)} initialisation{'s' if len(cands) > 1 else ''} met every "
+           "criterion on the validation data (validation score <= 1, "
+           "`keras_dsr.zoo.selection.validation_score`); the lowest score was kept.", "",
+           "| init_seed | training (s) | validation score | met on validation | kept epoch "
+           "| score at each scored epoch |", "|---|---|---|---|---|---|"]
+    for c, score in zip(cands, scores):
+        ok = "-" if score is None else ("yes" if score <= 1 else "no")
+        ckpts = ", ".join(f"{e}: {_num(v)}" for e, v in sorted(
+            (c.get("checkpoints") or {}).items(), key=lambda kv: int(kv[0])))
         out.append(f"| {c.get('init_seed', '-')} | {_num(c.get('train_seconds'))} | "
-                   f"{_num(score)} | {c.get('epoch', '-')} |")
+                   f"{_num(score)} | {ok} | {c.get('epoch', '-')} | {ckpts or '-'} |")
+    val = card.get("validation")
+    if val and val.get("measures"):
+        m, f = val["measures"], val["floor"]
+        out += ["", f"Kept model on validation: D_stsp {m['dstsp']:.3f} (floor "
+                    f"{f['dstsp']:.3f}), D_H {m['dh']:.3f} (floor {f['dh']:.3f}), lambda_max "
+                    f"{m['lyap']:.4g}."]
     return out + [""]
 
 
-def card_text(name, meta, config):
-    """The ``README.md`` of preset ``name`` from its metadata and Keras config.
+def _finetune_lines(card):
+    row = card.get("finetune")
+    if not row:
+        return []
+    kept = ("the starting weights (no checkpoint beat them)" if row["kept_step"] == 0
+            else f"the weights after {row['kept_step']} steps")
+    return ["## Fine-tuning", "",
+            f"{row['steps']} Adam steps for the winner at learning rate "
+            f"{row['learning_rate']} (cosine to 1 %), constant GTF alpha {row['alpha']}, "
+            f"{row['seconds']} s; validation score every {row['every']} steps: "
+            + ", ".join(f"{k}: {v:.2f}" for k, v in sorted(row["scores"].items(),
+                                                          key=lambda kv: int(kv[0])))
+            + f"; kept {kept} (score {row['score']:.2f}).", ""]
 
-    Sections: system and data, usage, model, recipe (a table), scores against the
-    floor, candidates tried, training facts.
+
+def card_text(name, meta, config):
+    """The card of preset ``name`` from its metadata and Keras config (Markdown).
+
+    Sections: status, system and units, usage, model, data and seeds, recipe (a table
+    with the reason for each per-system choice, ``card["why"]``), scores against the
+    floors (per test trajectory), the criteria on each backend, robustness,
+    candidates tried (how many met the criteria on validation), fine-tuning and
+    training facts; a section whose record is absent is left out.
     """
     card = meta.get("card") or {}
     norm = meta.get("normalization")
-    lines = [f"# Preset `{name}`", "",
+    lines = [f"# Preset `{name}`", "", *_status_line(card),
              f"- System: {meta.get('system') or 'not given'}; sampling interval dt = "
              f"{_num(meta.get('dt'))}.",
              "- Observation units: " + (
@@ -65,18 +189,25 @@ def card_text(name, meta, config):
                  f"{[round(v, 4) for v in norm['std']]}); `generate` takes and returns them."
                  if norm else "the model's standardised units (no normalization stored)."),
              f"- Written by keras_dsr {meta.get('keras_dsr_version')} with Keras "
-             f"{meta.get('keras_version')}.", "",
-             "## Usage", "", "```python",
-             "from keras_dsr.models import DSRModel",
-             f'model = DSRModel.from_preset("{name}")   # or the path of this folder',
-             "traj = model.generate(x0, 10_000)   # x0 [N] -> [10000, N]",
-             "```", "", "## Model", "", *_model_lines(config), ""]
-    recipe = meta.get("recipe")
-    if recipe:
-        lines += ["## Recipe", "", *recipe_table(dict(sorted(recipe.items()))), ""]
-    lines += _scores_lines(card) + _candidate_lines(card)
+             f"{meta.get('keras_version')}."]
+    if meta.get("recipe") and meta.get("system"):
+        lines.append(f"- Rebuild: `KERAS_BACKEND=jax python zoo/build.py {name}` (from the "
+                     "root of the keras_dsr repository).")
+    lines += ["", "## Usage", "", "```python",
+              "from keras_dsr.models import DSRModel",
+              f'model = DSRModel.from_preset("{name}")   # or the path of this folder',
+              "traj = model.generate(x0, 10_000)   # x0 [N] -> [10000, N]",
+              "```", "", "## Model", "", *_model_lines(config), "", *_data_lines(meta)]
+    if meta.get("recipe"):
+        lines += _recipe_lines(meta["recipe"], card.get("why"))
+    lines += (_scores_lines(card) + _criteria_lines(card) + _robustness_lines(card)
+              + _candidate_lines(card) + _finetune_lines(card))
     facts = [f"- {label}: {card[key]}" for label, key in
-             (("Training time (s)", "train_seconds"), ("Machine", "machine")) if key in card]
+             (("Training time (s)", "train_seconds"), ("Machine", "machine"),
+              ("Built on", "date")) if key in card]
+    if card.get("final_logs"):
+        facts.append("- Final logs: " + json.dumps(
+            {k: float(f"{v:.5g}") for k, v in card["final_logs"].items()}))
     if facts:
         lines += ["## Training", "", *facts, ""]
     return "\n".join(lines)
