@@ -16,8 +16,6 @@ def cmd_zoo(args):
 
 
 def _zoo(args):
-    import json
-
     from keras_dsr import zoo
     from keras_dsr.zoo.criteria import check_scores, preset_scores, true_reference
 

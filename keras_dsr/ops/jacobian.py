@@ -3,7 +3,6 @@
 import contextlib
 
 import keras
-from keras import ops
 
 from keras_dsr.ops._tensor import as_tensor
 
