@@ -14,7 +14,7 @@ import json
 from keras_dsr.cards import fmt as _num
 from keras_dsr.cards import scores_table
 
-__all__ = ["card_text"]
+__all__ = ["card_text", "status_table"]
 
 
 def _model_lines(config):
@@ -211,3 +211,42 @@ def card_text(name, meta, config):
     if facts:
         lines += ["## Training", "", *facts, ""]
     return "\n".join(lines)
+
+
+def _status_row(name, meta, link):
+    card = meta.get("card") or {}
+    scores, floor = card.get("scores") or {}, card.get("floor") or {}
+    lyap, true = scores.get("lyap"), card.get("lyap_true")
+    err = "-" if lyap is None or not true else f"{100 * (lyap - true) / abs(true):+.1f} %"
+    rob = card.get("robustness")
+    off = "-" if not rob else \
+        f"{100 * rob.get('failed', 1 - rob['counts']['reached'] / rob['n']):.0f} %"
+    cands = card.get("candidates") or []
+    scored = [c.get("score", c.get("val_score")) for c in cands]
+    rate = (f"{sum(1 for v in scored if v is not None and v <= 1)} of {len(cands)}"
+            if any(v is not None for v in scored) else
+            (f"{len(cands)} tried, not scored" if cands else "-"))
+
+    def pair(key):
+        return (f"{scores[key]:.3f} ({floor[key]:.3f})" if key in scores and key in floor
+                else "-")
+    cell = (meta.get("recipe") or {}).get("cell", "?")
+    backends = ", ".join(b for b, r in (card.get("criteria") or {}).items() if r["met"])
+    return (f"| [`{name}`]({link.format(name=name)}) | {meta.get('system')} | {cell} | "
+            f"{pair('dstsp')} | {pair('dh')} | {err} | {off} | {rate} | "
+            f"{backends or ('yes' if card.get('criteria_met') else 'no')} |")
+
+
+def status_table(names=None, link="keras_dsr/zoo/presets/{name}/README.md"):
+    """The zoo's status table (Markdown lines), one row per shipped preset, from the
+    cards in the presets' metadata: model, D_stsp and D_H (medians) beside their
+    floors, the lambda_max error, the fraction of free runs off the attractor, how
+    many initialisations met the criteria on validation, and the backends on which
+    the criteria are met. ``link``: where each preset's name links to."""
+    from keras_dsr import zoo
+
+    head = ["| preset | system | model | D_stsp (floor) | D_H (floor) | lambda_max error | "
+            "free runs off the attractor | initialisations met on validation | criteria "
+            "met on |", "|---|---|---|---|---|---|---|---|---|"]
+    return head + [_status_row(n, zoo.preset_info(n), link)
+                   for n in (zoo.list_presets() if names is None else names)]

@@ -27,8 +27,8 @@ medians over the pairs:
 
 From the command line (exit status 0 when every named preset meets its criteria on
 the current backend): ``KERAS_BACKEND=torch python -m keras_dsr.zoo.criteria lorenz63``;
-``--robustness 100`` adds the robustness criterion, ``--table FILE`` writes the zoo's
-status table.
+``--robustness 100`` adds the robustness criterion. The zoo's status table, from the
+cards that ``zoo/build.py`` writes: :func:`keras_dsr.zoo.card.status_table`.
 
 Example:
     >>> from keras_dsr import zoo
@@ -316,24 +316,6 @@ def check_scores(name, scores, reference, robustness=None, gate_robustness=False
     return ok, lines
 
 
-def _status_row(name, scores, reference, fates, ok):
-    """One row of the zoo's status table (:func:`main` ``--table``)."""
-    from keras_dsr import zoo
-
-    info = zoo.preset_info(name)
-    floor = reference["floor"]
-    rel = 100 * (scores["lyap"] - reference["lyap"]) / abs(reference["lyap"])
-    tried = (info.get("card") or {}).get("candidates") or [{}]
-    scored = [c.get("score", c.get("val_score")) for c in tried]
-    passed = (f"{sum(1 for v in scored if v is not None and v <= 1.0)} of {len(tried)}"
-              if any(v is not None for v in scored) else f"{len(tried)} tried, not scored")
-    off = "-" if fates is None else f"{100 * fates.failed:.0f} %"
-    return (f"| [`{name}`](keras_dsr/zoo/presets/{name}/README.md) | {info['system']} | "
-            f"{info['recipe'].get('cell', '?')} | {scores['dstsp']:.3f} ({floor['dstsp']:.3f})"
-            f" | {scores['dh']:.3f} ({floor['dh']:.3f}) | {rel:+.1f} % | {off} | "
-            f"{passed} | {'yes' if ok else 'no'} |")
-
-
 def main(argv=None):
     """Recompute and print the criteria of the named presets on this backend."""
     import argparse
@@ -341,17 +323,14 @@ def main(argv=None):
     import keras
 
     from keras_dsr import zoo
-    from keras_dsr.io import atomic_write
 
     p = argparse.ArgumentParser(prog="python -m keras_dsr.zoo.criteria",
                                 description=main.__doc__)
     p.add_argument("names", nargs="*", help="presets (default: all)")
     p.add_argument("--robustness", type=int, default=0, metavar="N",
                    help="also judge free runs from N initial conditions (the card's: 100)")
-    p.add_argument("--table", metavar="FILE",
-                   help="also write a markdown status table (one row per preset)")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
-    all_ok, rows = True, []
+    all_ok = True
     for name in args.names or zoo.list_presets():
         model = zoo.load_preset(name)
         fates = preset_robustness(model, name, args.robustness) if args.robustness else None
@@ -359,15 +338,7 @@ def main(argv=None):
         ok, lines = check_scores(name, scores, reference, robustness=fates)
         print(f"{name} on {keras.backend.backend()}: criteria {'met' if ok else 'NOT met'}")
         print("\n".join(lines), flush=True)
-        rows.append(_status_row(name, scores, reference, fates, ok))
         all_ok &= ok
-    if args.table:
-        head = ["| preset | system | model | D_stsp (floor), median of 5 | D_H (floor), median "
-                "of 5 | lambda_max error | free runs off the attractor | initialisations "
-                "meeting the criteria on validation | criteria met |",
-                "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-        with atomic_write(args.table) as fh:
-            fh.write("\n".join(head + rows) + "\n")
     return 0 if all_ok else 1
 
 
