@@ -34,12 +34,35 @@ def test_every_recipe_is_shipped_or_carded_as_failed():
     for name in PRESETS:
         info = zoo.preset_info(name)
         with open(os.path.join(ROOT, "zoo", name, "recipe.json")) as fh:
-            base = Recipe.from_dict(json.load(fh)["recipe"])
-        # The shipped model is the recipe's, up to the initialisation chosen ("tries").
-        assert Recipe.from_dict(info["recipe"]).replace(init_seed=base.init_seed) == base
+            spec = json.load(fh)
+        base = Recipe.from_dict(spec["recipe"])
+        # The shipped model is the recipe's, up to the initialisation chosen ("tries")
+        # and the model selection (beside the recipe in recipe.json; Recipe fields in
+        # the metadata of a build that had them)
+        selection = {k: spec[k] for k in ("tries", "select_epochs", "finetune") if k in spec}
+        shipped = Recipe.from_dict(info["recipe"]).replace(init_seed=base.init_seed)
+        assert shipped in (base, base.replace(**selection)), name
         # the data's sampling interval: the recipe's, or the system's default
         assert info["dt"] == (base.dt or get_system(info["system"]).dt)
-        assert os.path.isfile(os.path.join(ROOT, "zoo", name, "CARD.md"))
+        # one card: the build's CARD.md is the preset's README.md
+        with open(os.path.join(ROOT, "zoo", name, "CARD.md")) as a, \
+                open(os.path.join(zoo.PRESET_DIR, name, "README.md")) as b:
+            assert a.read() == b.read(), name
+
+
+def test_the_readme_shows_the_zoo_status_table_of_the_cards():
+    """The README's and the zoo guide's tables are keras_dsr.zoo.card.status_table() of
+    the shipped cards, row for row (printed by ``python -m keras_dsr.zoo.card``)."""
+    from keras_dsr.zoo.card import status_table
+
+    for page, link in (("README.md", "keras_dsr/zoo/presets/{name}/README.md"),
+                       (os.path.join("docs", "guide", "zoo.md"), None)):
+        with open(os.path.join(ROOT, page)) as fh:
+            text = fh.read().splitlines()
+        table = status_table(link=link)
+        assert len(table) == 2 + len(PRESETS)
+        start = text.index(table[0])
+        assert text[start:start + len(table)] == table, page
 
 
 def _units(name):
@@ -272,9 +295,9 @@ def test_preset_runs_its_numpy_map_on_this_backend(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_meets_criteria(name):
-    """Recomputed against a held-out test trajectory (not the card): every preset in the
-    JAX session, Lorenz-63 on every backend (the others run each preset's map against
-    numpy on every backend: test_preset_runs_its_numpy_map_on_this_backend)."""
+    """Recomputed against the held-out test trajectories (not the card): every preset in
+    the JAX session, Lorenz-63 on every backend (the others run each preset's map
+    against numpy on every backend: test_preset_runs_its_numpy_map_on_this_backend)."""
     if BACKEND != "jax" and name != "lorenz63":
         pytest.skip("judged in the JAX session; this backend runs its map against numpy")
     model = zoo.load_preset(name)

@@ -89,6 +89,8 @@ def test_train_tries_and_finetune_keep_the_best():
 
     assert "kept the weights after 2 steps (score 1.00)" in card_text("x", {"card": {
         "finetune": ft}}, {})
+    old = {k: v for k, v in ft.items() if k != "score"} | {"val_score": 0.75}  # older cards
+    assert "(score 0.75)" in card_text("x", {"card": {"finetune": old}}, {})
 
 
 def test_train_needs_validation_for_selection():

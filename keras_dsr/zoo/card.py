@@ -167,7 +167,7 @@ def _finetune_lines(card):
             f"{row['seconds']} s; validation score every {row['every']} steps: "
             + ", ".join(f"{k}: {v:.2f}" for k, v in sorted(row["scores"].items(),
                                                           key=lambda kv: int(kv[0])))
-            + f"; kept {kept} (score {row['score']:.2f}).", ""]
+            + f"; kept {kept} (score {row.get('score', row.get('val_score')):.2f}).", ""]
 
 
 def card_text(name, meta, config):
@@ -232,7 +232,8 @@ def _status_row(name, meta, link):
                 else "-")
     cell = (meta.get("recipe") or {}).get("cell", "?")
     backends = ", ".join(b for b, r in (card.get("criteria") or {}).items() if r["met"])
-    return (f"| [`{name}`]({link.format(name=name)}) | {meta.get('system')} | {cell} | "
+    label = f"`{name}`" if link is None else f"[`{name}`]({link.format(name=name)})"
+    return (f"| {label} | {meta.get('system')} | {cell} | "
             f"{pair('dstsp')} | {pair('dh')} | {err} | {off} | {rate} | "
             f"{backends or ('yes' if card.get('criteria_met') else 'no')} |")
 
@@ -242,7 +243,8 @@ def status_table(names=None, link="keras_dsr/zoo/presets/{name}/README.md"):
     cards in the presets' metadata: model, D_stsp and D_H (medians) beside their
     floors, the lambda_max error, the fraction of free runs off the attractor, how
     many initialisations met the criteria on validation, and the backends on which
-    the criteria are met. ``link``: where each preset's name links to."""
+    the criteria are met. ``link``: where each preset's name links to (``{name}`` is
+    replaced; None: no link)."""
     from keras_dsr import zoo
 
     head = ["| preset | system | model | D_stsp (floor) | D_H (floor) | lambda_max error | "
@@ -250,3 +252,10 @@ def status_table(names=None, link="keras_dsr/zoo/presets/{name}/README.md"):
             "met on |", "|---|---|---|---|---|---|---|---|---|"]
     return head + [_status_row(n, zoo.preset_info(n), link)
                    for n in (zoo.list_presets() if names is None else names)]
+
+
+if __name__ == "__main__":  # the status table: the README's; --plain: the docs' (no links)
+    import sys
+
+    print("\n".join(status_table(link=None if "--plain" in sys.argv[1:] else
+                                  "keras_dsr/zoo/presets/{name}/README.md")))

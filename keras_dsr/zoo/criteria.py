@@ -18,16 +18,16 @@ medians over the pairs:
   physical time as at the default: test trajectories and the lambda_max average get
   proportionally more steps (:func:`held_out_length`, :func:`lyap_steps`).
 * Lorenz-63 additionally: median D_stsp <= 0.2 and median D_H <= 0.08;
-* robustness (``--robustness 100``, :func:`preset_robustness`; reported, not yet a
-  gate): the fraction of free runs from 100 initial conditions around the attractor
-  that miss it (:mod:`keras_dsr.robustness`), against 5 %. The bound of a run that
+* robustness (``--robustness 100``, :func:`preset_robustness`; reported on the cards,
+  not yet a gate): at most 5 % of free runs from 100 initial conditions around the
+  attractor should miss it (:mod:`keras_dsr.robustness`). The bound of a run that
   reached it is calibrated on the true system run from the same starts (its worst
   run's D_stsp + 0.2); a fixed point or a cycle never counts as reached, and a start
   from which the true system itself leaves is not held against the model.
 
 From the command line (exit status 0 when every named preset meets its criteria on
 the current backend): ``KERAS_BACKEND=torch python -m keras_dsr.zoo.criteria lorenz63``;
-``--robustness 100`` adds the robustness criterion. The zoo's status table, from the
+``--robustness 100`` adds the robustness criterion (reported). The zoo's status table, from the
 cards that ``zoo/build.py`` writes: :func:`keras_dsr.zoo.card.status_table`.
 
 Example:
@@ -275,8 +275,8 @@ def check_scores(name, scores, reference, robustness=None, gate_robustness=False
     """Apply the criteria; returns ``(all_met, lines)`` with a markdown table in ``lines``.
 
     ``robustness``: a :class:`keras_dsr.robustness.Fates` (:func:`preset_robustness`)
-    to report against :data:`MAX_FAILED`; it decides ``all_met`` only with
-    ``gate_robustness`` (see the module docstring: the classifier is not calibrated yet).
+    to judge against :data:`MAX_FAILED`; it decides ``all_met`` only with
+    ``gate_robustness`` (``zoo/build.py`` ``GATE``), otherwise it is reported.
     """
     floor, lyap = reference["floor"], reference["lyap"]
     n = len(scores.get("per_pair", ())) or 1
