@@ -86,7 +86,8 @@ def main(argv=None):
     card = (info.get("card") or {}).get("scores", {})
     print(f"preset {name!r}: system {info['system']}, dt = {info['dt']}, trained with seed "
           f"{info['recipe']['seed']}; card: "
-          + (", ".join(f"{k} {v:.3f}" for k, v in card.items()) or "no scores recorded"))
+          + (", ".join(f"{k} {v:.3f}" for k, v in card.items() if isinstance(v, (int, float)))
+             or "no scores recorded"))
 
     if args.preset_dir is None:
         model = DSRModel.from_preset(name)           # = zoo.load_preset(name)
