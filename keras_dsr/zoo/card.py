@@ -105,6 +105,12 @@ def _criteria_lines(card):
     return (["## Acceptance criteria on each backend", ""] + out) if out else []
 
 
+def _failed(rob):
+    """Fraction of a robustness record's runs off the attractor (records written before
+    the true-system calibration have no ``failed``: all runs count)."""
+    return rob.get("failed", 1 - rob["counts"]["reached"] / rob["n"])
+
+
 def _robustness_lines(card):
     rob = card.get("robustness")
     if not rob:
@@ -112,7 +118,7 @@ def _robustness_lines(card):
     c, n = rob["counts"], rob["n"]
     ref = rob.get("reference_counts")
     kept = ref["reached"] if ref else n  # starts from which the true system reached it
-    failed = rob.get("failed", (n - c["reached"]) / n)
+    failed = _failed(rob)
     text = (f"Free runs from {n} initial conditions around the attractor "
             "(`keras_dsr.zoo.criteria.preset_robustness`): "
             f"{100 * failed:.0f} % missed the data's attractor (of all {n}: diverged "
@@ -220,7 +226,7 @@ def _status_row(name, meta, link):
     err = "-" if lyap is None or not true else f"{100 * (lyap - true) / abs(true):+.1f} %"
     rob = card.get("robustness")
     off = "-" if not rob else \
-        f"{100 * rob.get('failed', 1 - rob['counts']['reached'] / rob['n']):.0f} %"
+        f"{100 * _failed(rob):.0f} %"
     cands = card.get("candidates") or []
     scored = [c.get("score", c.get("val_score")) for c in cands]
     rate = (f"{sum(1 for v in scored if v is not None and v <= 1)} of {len(cands)}"
