@@ -51,18 +51,34 @@ def test_every_recipe_is_shipped_or_carded_as_failed():
 
 
 def test_the_readme_shows_the_zoo_status_table_of_the_cards():
-    """The README's and the zoo guide's tables are keras_dsr.zoo.card.status_table() of
-    the shipped cards, row for row (printed by ``python -m keras_dsr.zoo.card``)."""
+    """The README's, the zoo guide's and the zoo folder's tables are
+    keras_dsr.zoo.card.status_table() of the shipped cards, row for row (printed by
+    ``python -m keras_dsr.zoo.card``, ``--plain``, ``--link '{name}/CARD.md'``)."""
     from keras_dsr.zoo.card import status_table
 
     for page, link in (("README.md", "keras_dsr/zoo/presets/{name}/README.md"),
-                       (os.path.join("docs", "guide", "zoo.md"), None)):
+                       (os.path.join("docs", "guide", "zoo.md"), None),
+                       (os.path.join("zoo", "README.md"), "{name}/CARD.md")):
         with open(os.path.join(ROOT, page)) as fh:
             text = fh.read().splitlines()
         table = status_table(link=link)
         assert len(table) == 2 + len(PRESETS)
         start = text.index(table[0])
         assert text[start:start + len(table)] == table, page
+
+
+def test_the_status_table_command(capsys):
+    """``python -m keras_dsr.zoo.card``: the table with the README's links, none with
+    --plain, the given template with --link; a template without {name} is refused."""
+    from keras_dsr.zoo.card import main, status_table
+
+    for argv, link in (([], "keras_dsr/zoo/presets/{name}/README.md"), (["--plain"], None),
+                       (["--link", "{name}/CARD.md"], "{name}/CARD.md")):
+        main(argv)
+        assert capsys.readouterr().out.splitlines() == status_table(link=link)
+    with pytest.raises(SystemExit):
+        main(["--link", "cards/x.md"])
+    assert "--link must contain" in capsys.readouterr().err
 
 
 def _units(name):

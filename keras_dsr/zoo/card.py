@@ -260,8 +260,22 @@ def status_table(names=None, link="keras_dsr/zoo/presets/{name}/README.md"):
                    for n in (zoo.list_presets() if names is None else names)]
 
 
-if __name__ == "__main__":  # the status table: the README's; --plain: the docs' (no links)
-    import sys
+def main(argv=None):
+    """``python -m keras_dsr.zoo.card [--plain | --link TEMPLATE]``: print the status
+    table; links to the installed cards (the README's) by default, none with
+    ``--plain`` (the docs'), or ``--link '{name}/CARD.md'`` (the zoo folder's)."""
+    import argparse
 
-    print("\n".join(status_table(link=None if "--plain" in sys.argv[1:] else
-                                  "keras_dsr/zoo/presets/{name}/README.md")))
+    parser = argparse.ArgumentParser(prog="python -m keras_dsr.zoo.card",
+                                     description="Print the zoo's status table.")
+    parser.add_argument("--plain", action="store_true", help="no links")
+    parser.add_argument("--link", default="keras_dsr/zoo/presets/{name}/README.md",
+                        help="link template of each preset ({name} is replaced)")
+    args = parser.parse_args(argv)
+    if "{name}" not in args.link:
+        parser.error(f"--link must contain '{{name}}' (got {args.link!r}).")
+    print("\n".join(status_table(link=None if args.plain else args.link)))
+
+
+if __name__ == "__main__":
+    main()

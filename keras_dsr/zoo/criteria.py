@@ -84,11 +84,12 @@ def lyap_steps(dt, system=None):
     (the same time as at the default, as :func:`held_out_length`).
 
     The estimate from a finite average scatters with the start point, and the 15 %
-    bar makes that matter. Measured (2026-11-29, four start points on the test
-    trajectory, JAX): a Halvorsen model gave 0.79-0.92 (sd 0.048) over 20 000 steps
-    and 0.80-0.86 (sd 0.023) over 100 000 (true 0.70); a Chen model gave 1.71-2.07
-    from three start points with 20 000 steps (40 time units at dt 0.002), 1.77-1.95
-    with 100 000 (TensorFlow; true 2.04). 100 000 steps cost ~4 s on a CPU. So the
+    bar makes that matter: from four start points on its test trajectory (JAX), a
+    Halvorsen model gave 0.79-0.92 (sd 0.048) over 20 000 steps and 0.80-0.86 (sd
+    0.023) over 100 000 (true 0.70); a Chen model gave 1.71-2.07 from three start
+    points with 20 000 steps (40 time units at dt 0.002), 1.77-1.95 with 100 000
+    (TensorFlow; true 2.04); the probes are in ``research/recipe_search/RESULTS_zoo.md``.
+    100 000 steps cost ~4 s on a CPU. So the
     average spans at least 100 000 steps and 200 time units.
 
     Example:
