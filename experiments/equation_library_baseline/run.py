@@ -30,7 +30,7 @@ relative residual ~0 when it does), and the shipped preset's own scores from its
 system.
 
 Usage (from the repository root):
-    KERAS_BACKEND=jax python experiments/equation_library_baseline/run.py          # ~17 min on 2 CPUs
+    KERAS_BACKEND=jax python experiments/equation_library_baseline/run.py          # ~12 min on 2 CPUs
     KERAS_BACKEND=jax python experiments/equation_library_baseline/run.py --smoke  # < 1 min
     options: --systems lorenz63,thomas,... --out DIR
 """
