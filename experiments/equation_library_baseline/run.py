@@ -36,7 +36,6 @@ Usage (from the repository root):
 """
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -63,27 +62,26 @@ SMOKE_SYSTEMS = ("lorenz63", "thomas")
 LIBRARY_TOL = 1e-6  # relative residual of the exact field below which it is "in the library"
 
 
-def _zoo_build():
-    """zoo/build.py (its ``recipes`` and ``load_recipe``: the zoo's own recipe reading)."""
-    if ROOT not in sys.path:
-        sys.path.insert(0, ROOT)
-    return importlib.import_module("zoo.build")
+def zoo_recipes():
+    """``{system: Recipe}`` of every ``zoo/<name>/recipe.json`` (the zoo's data recipes)."""
+    out = {}
+    for name in sorted(os.listdir(os.path.join(ROOT, "zoo"))):
+        path = os.path.join(ROOT, "zoo", name, "recipe.json")
+        if os.path.isfile(path):
+            with open(path) as fh:
+                spec = json.load(fh)
+            out[spec["system"]] = Recipe.from_dict(spec["recipe"])
+    return out
 
 
 def default_systems():
     """Every zoo folder with a recipe.json (its system), plus :data:`EXTRA`."""
-    build = _zoo_build()
-    return [build.load_recipe(name)[0] for name in build.recipes()] + list(EXTRA)
+    return list(zoo_recipes()) + list(EXTRA)
 
 
 def data_recipe(system):
     """``(train_length, dt, seed)`` of ``system``'s zoo recipe (defaults without one)."""
-    build = _zoo_build()
-    for name in build.recipes():
-        sys_name, recipe = build.load_recipe(name)
-        if sys_name == system:
-            return recipe.train_length, recipe.dt, recipe.seed
-    r = Recipe()
+    r = zoo_recipes().get(system, Recipe())
     return r.train_length, r.dt, r.seed
 
 
