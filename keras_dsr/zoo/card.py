@@ -237,6 +237,8 @@ def _status_row(name, meta, link):
         return (f"{scores[key]:.3f} ({floor[key]:.3f})" if key in scores and key in floor
                 else "-")
     cell = (meta.get("recipe") or {}).get("cell", "?")
+    if cell == "polynomial":  # a function library that holds the true field, not a black box
+        cell = "polynomial (equation library)"
     backends = ", ".join(b for b, r in (card.get("criteria") or {}).items() if r["met"])
     label = f"`{name}`" if link is None else f"[`{name}`]({link.format(name=name)})"
     return (f"| {label} | {meta.get('system')} | {cell} | "
