@@ -150,12 +150,11 @@ def _select_backend(argv):
     return backend_error(backend)
 
 
-def main(argv=None):
-    """``keras-dsr`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code.
+def run(argv):
+    """``keras-dsr`` with the arguments ``argv`` (a list); returns the exit code.
 
     Ctrl-C at any moment (importing the backend, compiling, training, writing) gives
     exit code 130; every file is written atomically, so none is left half-written.
-    The process of the command itself ends through :func:`console_main`.
     """
     try:
         return _run(argv)
@@ -164,15 +163,19 @@ def main(argv=None):
         return 130
 
 
-def console_main(argv=None):
-    """The ``keras-dsr`` process: :func:`main`, and after an interrupt the end of the process.
+def main(argv=None):
+    """The ``keras-dsr`` command (the console script's entry point); returns the exit code.
 
-    After Ctrl-C (exit code 130) the process ends at once, without the interpreter's
-    shutdown, during which a backend's compile threads that were cut short can crash
-    it (a segmentation fault after Ctrl-C). Once the command has returned, Ctrl-C is
-    ignored while the interpreter shuts down, so the exit code is the command's.
+    ``main(argv)`` with a list runs the command in this process, as :func:`run` does.
+    ``main()`` is the process itself, on ``sys.argv[1:]``: after Ctrl-C (exit code 130)
+    the process ends at once, without the interpreter's shutdown, during which a
+    backend's compile threads that were cut short can crash it (a segmentation fault
+    after Ctrl-C); once the command has returned, Ctrl-C is ignored while the
+    interpreter shuts down, so the exit code is the command's.
     """
-    code = main(argv)
+    if argv is not None:
+        return run(list(argv))
+    code = run(sys.argv[1:])
     if code == 130:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -186,7 +189,7 @@ def console_main(argv=None):
 
 
 def _run(argv):
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = list(argv)
     error = _select_backend(argv)
     if error:
         print(f"keras-dsr: error: {error}", file=sys.stderr)

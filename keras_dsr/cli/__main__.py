@@ -2,7 +2,7 @@
 
 import sys
 
-from keras_dsr.cli import console_main, interrupt_early
+from keras_dsr.cli import interrupt_early, main
 
 interrupt_early()
-sys.exit(console_main())
+sys.exit(main())
