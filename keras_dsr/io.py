@@ -23,8 +23,8 @@ Example:
 import contextlib
 import errno
 import os
+import secrets
 import shutil
-import tempfile
 
 __all__ = ["atomic_write", "atomic_path", "atomic_save_model", "atomic_directory",
            "check_writable", "fsync_dir", "remove_stale_temporaries"]
@@ -44,10 +44,14 @@ def fsync_dir(directory):
         os.close(fd)
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _temporary_name(directory, base, suffix):
+    """``DIRECTORY/.BASE.PID.RANDOM<suffix>``, chosen before the file exists.
+
+    The name holds this process's id and 64 random bits, so no other writer uses it;
+    being known before the file is created, a cleanup that runs the instant after the
+    creation (a Ctrl-C there) knows what to remove.
+    """
+    return os.path.join(directory, f".{base}.{os.getpid()}.{secrets.token_hex(8)}{suffix}")
 
 
 def _fsync_file(path):
@@ -117,11 +121,9 @@ def atomic_path(path):
     base = os.path.basename(path)
     suffix = os.path.splitext(base)[1]
     remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}.", suffix=".tmp" + suffix,
-                               dir=directory)
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # as open() would create it (mkstemp: 0600)
+    tmp = _temporary_name(directory, base, ".tmp" + suffix)
+    try:  # created inside the try: a Ctrl-C the instant it exists still removes it
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # as open()
         yield tmp
         _fsync_file(tmp)
         os.replace(tmp, path)
@@ -180,9 +182,9 @@ def atomic_directory(path):
     parent, base = os.path.dirname(path), os.path.basename(path)
     os.makedirs(parent, exist_ok=True)
     remove_stale_temporaries(path)
-    tmp = tempfile.mkdtemp(prefix=f".{base}.{os.getpid()}.", suffix=".tmp", dir=parent)
-    try:
-        os.chmod(tmp, 0o777 & ~_umask())  # as os.mkdir would create it (mkdtemp: 0700)
+    tmp = _temporary_name(parent, base, ".tmp")
+    try:  # created inside the try, as in atomic_path
+        os.mkdir(tmp, 0o777)
         yield tmp
         for name in os.listdir(tmp):
             if os.path.isfile(os.path.join(tmp, name)):

@@ -91,6 +91,48 @@ def test_temporaries_of_killed_writers_are_removed(tmp_path):
 
 
 @pytest.mark.backend_independent
+@pytest.mark.parametrize("what", ["file", "folder"])
+def test_ctrl_c_the_instant_the_temporary_exists_leaves_nothing(tmp_path, monkeypatch, what):
+    """KeyboardInterrupt right after the temporary file / folder is created (the signal
+    landing between its creation and the cleanup's start): nothing is left behind and
+    the target keeps its old content."""
+    name = "model.keras" if what == "file" else "preset"
+    target = tmp_path / name
+    if what == "file":
+        target.write_text("old")
+    else:
+        os.makedirs(target)
+        (target / "a.txt").write_text("old")
+    real_open, real_mkdir = os.open, os.mkdir
+
+    signals = [KeyboardInterrupt]  # one Ctrl-C, at the first creation of a temporary
+
+    def interrupted(real):
+        def make(p, *args, **kwargs):
+            result = real(p, *args, **kwargs)
+            if os.path.basename(os.fspath(p)).startswith(f".{name}.") and signals:
+                signals.pop()
+                if isinstance(result, int):
+                    os.close(result)
+                raise KeyboardInterrupt
+            return result
+        return make
+
+    monkeypatch.setattr(os, "open", interrupted(real_open))
+    monkeypatch.setattr(os, "mkdir", interrupted(real_mkdir))
+    with pytest.raises(KeyboardInterrupt):
+        if what == "file":
+            with atomic_path(target) as tmp:
+                raise AssertionError(f"not reached: {tmp}")
+        else:
+            with atomic_directory(target) as tmp:
+                raise AssertionError(f"not reached: {tmp}")
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == [name]
+    assert (target if what == "file" else target / "a.txt").read_text() == "old"
+
+
+@pytest.mark.backend_independent
 def test_atomic_directory_replaces_a_folder_whole(tmp_path):
     """A failed write leaves the old folder; a good one replaces it, leaving nothing
     else; a killed writer's temporary folder goes with the next write."""
