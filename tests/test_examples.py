@@ -33,16 +33,21 @@ def run_python(*args, what="example"):
     return proc.stdout
 
 
+def experiment_module(name):
+    """``experiments/NAME/run.py`` imported as a module."""
+    path = os.path.join(ROOT, "experiments", name, "run.py")
+    spec = importlib.util.spec_from_file_location(f"experiment_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_experiment(name, *args):
     """``experiments/NAME/run.py``'s ``main(["--smoke", *ARGS])`` in this process
     (JAX session only); returns what it returns (the results it writes to results.json).
     """
     jax_session_only("experiment")
-    path = os.path.join(ROOT, "experiments", name, "run.py")
-    spec = importlib.util.spec_from_file_location(f"experiment_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main(["--smoke", *map(str, args)])
+    return experiment_module(name).main(["--smoke", *map(str, args)])
 
 
 def example(name, *args):

@@ -1,20 +1,12 @@
 """experiments/observed_lorenz63: a smoke run of run.py (on every backend)."""
 
-import importlib.util
-import os
-
 import numpy as np
 import pytest
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from test_examples import experiment_module
 
 
 def _experiment():
-    path = os.path.join(ROOT, "experiments", "observed_lorenz63", "run.py")
-    spec = importlib.util.spec_from_file_location("experiment_observed_lorenz63", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return experiment_module("observed_lorenz63")
 
 
 @pytest.mark.slow
