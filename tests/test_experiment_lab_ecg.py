@@ -35,6 +35,8 @@ def test_run_smoke(tmp_path):
     assert saved["rows"] == res["rows"] and set(saved["floor"]) == {"dstsp", "dh"}
     again = exp.main(["--smoke", "--seeds", "1", "--out", str(tmp_path)])
     assert len(again["rows"]) == 2  # a seed run again replaces its row
+    (tmp_path / "RESULTS.md").unlink()
+    assert exp.main(["--table", "--out", str(tmp_path)])["rows"] == again["rows"]
     text = (tmp_path / "RESULTS.md").read_text()
     assert "experiments/lab_ecg/run.py --smoke --seeds 1" in text
     assert text.count("\n| median |") == 1 and "CPU cores" in text
