@@ -2,6 +2,7 @@
 
 import json
 
+import keras
 import numpy as np
 import pytest
 from test_examples import experiment_module
@@ -33,8 +34,10 @@ def test_run_smoke(tmp_path):
         assert all(np.isfinite(r[k]) and r[k] >= 0 for k in ("dstsp", "dh", "pe"))
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["rows"] == res["rows"] and set(saved["floor"]) == {"dstsp", "dh"}
-    again = exp.main(["--smoke", "--seeds", "1", "--out", str(tmp_path)])
+    again = exp.main(["--smoke", "--seeds", "1", "--out", str(tmp_path), "--save"])
     assert len(again["rows"]) == 2  # a seed run again replaces its row
+    kept = keras.saving.load_model(tmp_path / "models" / "gtf_seed1.keras", compile=False)
+    assert kept.observed_dim == 5
     (tmp_path / "RESULTS.md").unlink()
     assert exp.main(["--table", "--out", str(tmp_path)])["rows"] == again["rows"]
     text = (tmp_path / "RESULTS.md").read_text()

@@ -23,7 +23,7 @@ the rows already there) and ``RESULTS.md`` are rewritten atomically.
 Usage (from the repository root):
     KERAS_BACKEND=jax python experiments/lab_ecg/run.py --seeds 0     # ~65 min a seed
     KERAS_BACKEND=jax python experiments/lab_ecg/run.py --smoke       # seconds, own data
-    options: --seeds 0,1 --variant gtf|agtf --steps N --method sequential|deer
+    options: --seeds 0,1 --variant gtf|agtf --steps N --method sequential|deer --save
              --origin URL (a mirror or file:// folder of the lab's data) --out DIR
 """
 
@@ -41,7 +41,7 @@ import numpy as np
 import keras_dsr  # noqa: F401  (selects the backend before keras)
 import keras
 
-from keras_dsr.io import atomic_write
+from keras_dsr.io import atomic_save_model, atomic_write
 from keras_dsr.measures import evaluate, power_spectrum_distance, state_space_divergence
 from keras_dsr.models.engine import TrainingDiverged
 from keras_dsr.recipes import Recipe, train
@@ -72,8 +72,9 @@ def floor(train_x, test_x):
 
 
 def run_seed(seed, variant="gtf", steps=None, method="sequential", smoke=False,
-             origin=None):
-    """Train the lab's recipe with ``seed`` and score it on the test file (a row)."""
+             origin=None, save=None):
+    """Train the lab's recipe with ``seed`` and score it on the test file (a row);
+    ``save``: a folder to keep the trained model in (``<variant>_seed<seed>.keras``)."""
     train_x, test_x = _data(smoke, origin)
     changes = {"seed": int(seed), "method": method}
     if steps is not None:
@@ -90,6 +91,9 @@ def run_seed(seed, variant="gtf", steps=None, method="sequential", smoke=False,
         row.update(train_s=time.perf_counter() - start, diverged=str(e),
                    dstsp=float("inf"), dh=float("inf"), pe=float("inf"))
         return row
+    if save:
+        os.makedirs(save, exist_ok=True)
+        atomic_save_model(model, os.path.join(save, f"{variant}_seed{int(seed)}.keras"))
     scores = evaluate(model, test_x, measures=("dstsp", "dh", "pe"), n_bins=30,
                       sigma=20.0, pe_steps=20, pe_max_inits=PE_INITS)
     logs = {k: float(v[-1]) for k, v in history.history.items() if v}
@@ -206,6 +210,8 @@ def main(argv=None):
     p.add_argument("--origin", default=None, help="base URL of the lab's data files")
     p.add_argument("--smoke", action="store_true", help="tiny run on data made here")
     p.add_argument("--out", default=None)
+    p.add_argument("--save", action="store_true",
+                   help="keep each trained model in OUT/models/ (not committed)")
     p.add_argument("--table", action="store_true",
                    help="no training: rewrite RESULTS.md from the rows of results.json")
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
@@ -221,7 +227,8 @@ def main(argv=None):
     command = recorded_command(sys.argv[1:] if argv is None else argv)
     rows = []
     for seed in (int(s) for s in a.seeds.split(",")):
-        row = run_seed(seed, a.variant, a.steps, a.method, a.smoke, a.origin)
+        row = run_seed(seed, a.variant, a.steps, a.method, a.smoke, a.origin,
+                       save=os.path.join(out, "models") if a.save else None)
         row["command"] = command
         print(json.dumps(row), flush=True)
         rows = write_results(out, [row], floor_scores)
