@@ -41,6 +41,7 @@ import numpy as np
 import keras_dsr  # noqa: F401  (selects the backend before keras)
 import keras
 
+from keras_dsr.cards import final_logs
 from keras_dsr.io import atomic_save_model, atomic_write
 from keras_dsr.measures import evaluate, power_spectrum_distance, state_space_divergence
 from keras_dsr.models.engine import TrainingDiverged
@@ -96,7 +97,7 @@ def run_seed(seed, variant="gtf", steps=None, method="sequential", smoke=False,
         atomic_save_model(model, os.path.join(save, f"{variant}_seed{int(seed)}.keras"))
     scores = evaluate(model, test_x, measures=("dstsp", "dh", "pe"), n_bins=30,
                       sigma=20.0, pe_steps=20, pe_max_inits=PE_INITS)
-    logs = {k: float(v[-1]) for k, v in history.history.items() if v}
+    logs = final_logs(history)
     row.update(train_s=float(seconds), diverged=None, final_loss=logs.get("loss"),
                final_alpha=logs.get("alpha"), **{k: float(v) for k, v in scores.items()})
     return row
