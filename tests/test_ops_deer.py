@@ -269,3 +269,19 @@ def test_bad_input():
         deer_solve(step, z0, u, max_iter=0)
     with pytest.raises(ValueError, match="`z0`"):
         deer_solve(step, np.float32(1.0), length=3)
+
+
+def test_reduce_max_is_the_plain_maximum():
+    """The Newton loop's residual reduction: every element counts, inf and NaN too."""
+    from keras_dsr.ops._tensor import reduce_max
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4, 300, 3)).astype("float32") * 1e3
+    x[2, 123, 1] = 7777.5
+    assert float(to_np(compiled(reduce_max)(x))) == 7777.5
+    assert float(to_np(reduce_max(np.float32([1e-40, 3e38, -np.inf])))) == np.float32(3e38)
+    x[0, 0, 0] = np.inf
+    assert float(to_np(compiled(reduce_max)(x))) == np.inf
+    x[1, 5, 2] = np.nan
+    assert np.isnan(float(to_np(compiled(reduce_max)(x))))
+    assert int(to_np(reduce_max(np.int32([3, -9, 12])))) == 12

@@ -42,3 +42,24 @@ def matmul(a, b):
 def matvec(a, v):
     """``a @ v`` for matrices ``a`` [..., M, M] and vectors ``v`` [..., M]."""
     return matmul(a, v[..., None])[..., 0]
+
+
+def reduce_max(x):
+    """The largest element of ``x`` (``keras.ops.max`` over all axes).
+
+    On JAX the float reduction is preceded by a ``reduce_precision`` to the
+    dtype's own precision, which changes no value. It keeps XLA's CPU compiler
+    (jax 0.10) from fusing the reduction with the elementwise ops before it into
+    a YNNPACK kernel, which is 5-15x slower than the plain reduction for a max
+    over [16, 10^3 to 10^4, M] (``benchmarks/RESULTS_peer.md``); in DEER's Newton
+    loop that kernel cost more than the Jacobians and the scan together at M = 1.
+    """
+    if keras.backend.backend() == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        if jnp.issubdtype(x.dtype, jnp.floating):
+            info = jnp.finfo(x.dtype)
+            x = jax.lax.reduce_precision(x, exponent_bits=info.nexp, mantissa_bits=info.nmant)
+        return jnp.max(x)
+    return ops.max(x)

@@ -31,7 +31,7 @@ import keras
 from keras import ops
 
 from keras_dsr._checks import check_int
-from keras_dsr.ops._tensor import as_tensor, matvec
+from keras_dsr.ops._tensor import as_tensor, matvec, reduce_max
 
 from keras_dsr.ops.implicit import jax_implicit
 from keras_dsr.ops.jacobian import no_grad, value_and_batch_jacobian
@@ -311,7 +311,7 @@ def deer_solve(
         z_new = newton_step(z, z0_const, iteration_linearisation)
         ok = ops.all(ops.isfinite(z_new))
         scale = atol + rtol * ops.abs(z_new)
-        res_new = ops.max(ops.abs(z_new - z) / scale)
+        res_new = reduce_max(ops.abs(z_new - z) / scale)
         z_next = ops.where(ok, z_new, z)
         res_next = ops.where(ok, res_new, as_tensor(float("inf"), dtype))
         return k + 1, z_next, res_next, ok
@@ -330,9 +330,12 @@ def deer_solve(
     if keras.backend.backend() == "jax":
         # The value is the Newton solution itself (exact DEER has converged
         # quadratically; the other methods get one full-Jacobian step, without
-        # gradient, which squares their remaining error), and the gradient is
-        # defined directly: one reverse-time scan with the transposed Jacobians
-        # at the solution (:func:`_jax_implicit`), no extra forward solve.
+        # gradient, which squares their remaining error), or, when the solve
+        # failed, the sequential loop's; the gradient is defined directly at
+        # that solution: one reverse-time recurrence with the transposed
+        # Jacobians (:func:`jax_implicit`), a parallel scan after Newton and
+        # step by step (as BPTT) after the fallback. No extra forward solve,
+        # and the forward pass keeps nothing for the branch not taken.
         if solver.exact:
             z_value = z_star
         else:
@@ -340,24 +343,39 @@ def deer_solve(
                 z_value = ops.stop_gradient(
                     newton_step(z_star, z0_const, iteration_linearisation_full)
                 )
-        zp_star = _shift(z_star, z0_const)
-        step_values = step_fn(_shift(z_star, z0), inputs)
-        xs = (zp_star,) if inputs is None else (zp_star, inputs)
-        z_final = jax_implicit(step_values, z_value, xs, full_jacobian, linear_solver)
+        # Exact Newton's iterates were checked in the loop; the other methods'
+        # full-Jacobian step can overflow for an expanding map.
+        if solver.exact:
+            use_newton = converged
+        else:
+            use_newton = ops.logical_and(converged, ops.all(ops.isfinite(z_value)))
+        if fallback:
+            inputs_const = None if inputs is None else ops.stop_gradient(inputs)
+            z_sol = ops.stop_gradient(ops.cond(
+                use_newton,
+                lambda: z_value,
+                lambda: sequential_solve(step_fn, z0_const, inputs_const, t),
+            ))
+        else:
+            z_sol = z_value
+        zp_sol = _shift(z_sol, z0_const)
+        step_values = step_fn(_shift(z_sol, z0), inputs)
+        xs = (zp_sol,) if inputs is None else (zp_sol, inputs)
+        z = jax_implicit(step_values, z_sol, xs, full_jacobian, linear_solver,
+                         sequential=ops.logical_not(use_newton) if fallback else None)
     else:
         # The final, differentiable step uses the full Jacobian whatever the
         # method: its derivative is then the exact (BPTT) gradient.
         z_final = newton_step(z_star, z0, final_linearisation, remat=True)
-    # The values are checked too, since for an expanding map the full-Jacobian
-    # scan can overflow.
-    use_newton = ops.logical_and(converged, ops.all(ops.isfinite(z_final)))
-
-    if fallback:
-        z = ops.cond(
-            use_newton, lambda: z_final, lambda: sequential_solve(step_fn, z0, inputs, t)
-        )
-    else:
-        z = z_final
+        # The values are checked too: for an expanding map the full-Jacobian
+        # scan can overflow.
+        use_newton = ops.logical_and(converged, ops.all(ops.isfinite(z_final)))
+        if fallback:
+            z = ops.cond(
+                use_newton, lambda: z_final, lambda: sequential_solve(step_fn, z0, inputs, t)
+            )
+        else:
+            z = z_final
     info = {
         "iterations": k,
         "residual": res,
