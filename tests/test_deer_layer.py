@@ -171,6 +171,46 @@ def test_every_method_and_return_sequences_false(kind, data, cells):
             assert_all_close(outs, [want[0][:, -1]] + want[1:], atol=1e-5)
 
 
+class OutputNotStateCell(keras.layers.Layer):
+    """h' = tanh(u K + h R); its output 2 tanh(h') is not one of its states."""
+
+    def __init__(self, units=3, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.state_size = units
+        self.output_size = units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
+        self.recurrent = self.add_weight(shape=(self.units, self.units), name="recurrent",
+                                         initializer="orthogonal")
+
+    def call(self, inputs, states):
+        h = ops.tanh(ops.matmul(inputs, self.kernel) + ops.matmul(states[0], self.recurrent))
+        return 2.0 * ops.tanh(h), [h]
+
+
+def test_outputs_taken_from_the_states_only_where_the_cell_returns_a_state(data, cells):
+    """GRU/LSTM/SimpleRNN return one of their states as output: the layer reads the
+    outputs off the solved states (no further cell call). A cell whose output is
+    computed separately still gets it computed: values and gradients as RNN's."""
+    for kind, index in (("gru", 0), ("lstm", 0), ("simple", 0)):
+        layer = DEERLayer(cells[kind])
+        layer(data)
+        assert layer.cell.output_state_index == index, kind
+    cell = OutputNotStateCell()
+    cell.build((None, D))
+    rnn = keras.layers.RNN(cell, return_sequences=True, return_state=True)
+    outs_ref, grads_ref = outputs_and_grads(rnn, data)
+    layer = DEERLayer(cell, return_state=True)
+    outs, grads = outputs_and_grads(layer, data)
+    assert layer.cell.output_state_index is None
+    assert not np.allclose(outs_ref[0][:, -1], outs_ref[1], atol=1e-2)  # output != state
+    assert_all_close(outs, outs_ref, atol=1e-5)
+    for g, g_ref in zip(grads, grads_ref):
+        assert _rel_err(g, g_ref) < 1e-4, _rel_err(g, g_ref)
+
+
 # ------------------------------------------------------------------ a DSRCell
 def shplrnn_numpy_loop(cell, x, z0):
     """z' = a z + W1 relu(W2 z + h2) + h1 + u C, a plain numpy loop over t."""

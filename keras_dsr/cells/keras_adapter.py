@@ -151,6 +151,18 @@ class KerasCellAdapter(keras.layers.Layer):
         return self._output_size
 
     @property
+    def output_state_index(self):
+        """Which of the cell's (flat) new states its output is, or None.
+
+        Known once the cell has been called: the output *is* that state tensor
+        (the same object, as for ``GRUCell``, ``SimpleRNNCell`` and ``LSTMCell``'s
+        ``h``), so a solved trajectory of states already holds every output and
+        no further cell call is needed to get them. None before the first call
+        and for cells whose output is computed separately.
+        """
+        return getattr(self, "_output_state_index", None)
+
+    @property
     def state_sizes(self):
         """The cell's state sizes, flat list."""
         return list(self._sizes)
@@ -241,6 +253,8 @@ class KerasCellAdapter(keras.layers.Layer):
             kwargs["training"] = bool(training) if training is not None else False
         out, new_states = self.cell(ops.reshape(u, (-1, k)), states, **kwargs)
         self.join_states(new_states)  # validates the sizes
+        flat = keras.tree.flatten(new_states) if keras.tree.is_nested(new_states) else [new_states]
+        self._output_state_index = next((i for i, s in enumerate(flat) if s is out), None)
         restore = lambda x: ops.reshape(ops.cast(x, z.dtype), lead + (x.shape[-1],))  # noqa: E731
         return restore(out), keras.tree.map_structure(restore, new_states)
 

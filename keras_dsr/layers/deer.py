@@ -306,6 +306,15 @@ class DEERLayer(keras.layers.Layer):
         if self._is_dsr:
             outputs = z if self.return_sequences else z[:, -1]
             states = [z[:, -1]]
+        elif self.cell.output_state_index is not None:
+            # The cell's output is one of its states (GRU, SimpleRNN, LSTM's h):
+            # the solved trajectory holds the outputs, and the final states are
+            # its last row, in the cell's own structure.
+            index = self.cell.output_state_index
+            flat = keras.tree.flatten(self.cell.split_states(z))
+            outputs = flat[index] if self.return_sequences else flat[index][:, -1]
+            last = self.cell.split_states(z[:, -1])
+            states = list(last) if keras.tree.is_nested(last) else [last]
         else:
             # The cell's outputs (and, for return_state, its final states in its own
             # structure) from the previous states, in one vectorised cell call.
