@@ -36,8 +36,8 @@ def jax_implicit(step_values, z_star, xs, jacobian, linear_solver, sequential=No
     ``sequential`` (a scalar bool tensor, or None for False): where True, the
     reverse recurrence runs step by step instead (a reverse ``lax.scan``, one
     Jacobian per step), as BPTT's backward pass does. DEER's fallback uses it:
-    ``z_star`` is then the sequential solution, whose Jacobian products may
-    overflow in a parallel scan where the step-by-step recursion does not.
+    ``z_star`` is then the sequential solution, often of a problem whose Jacobian
+    products overflow in a parallel scan; the step-by-step recursion forms none.
     Only the branch taken runs, and the forward pass stores nothing for the other.
     """
     import jax

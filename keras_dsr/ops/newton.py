@@ -24,7 +24,9 @@ derivative is the same gradient and its backward pass the same reverse scan.
 
 Failure (a non-finite iterate, or ``max_iter`` without convergence) is detected
 inside the compiled computation; the values returned are then those of the
-sequential recurrence, and the diagnostics say so (``fell_back``).
+sequential recurrence, and the diagnostics say so (``fell_back``). Their gradient
+is BPTT's: on JAX the same adjoint recurrence at the sequential solution, run step
+by step; on TensorFlow and PyTorch autodiff through the loop.
 """
 
 import keras
