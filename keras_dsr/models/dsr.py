@@ -15,6 +15,7 @@ from keras_dsr.metrics import LastValue
 from keras_dsr.models._checks import validate_windows
 from keras_dsr.models.engine import GuardedModel
 from keras_dsr.models.free_run import FreeRunning
+from keras_dsr.ops.solvers import serialize
 
 
 @keras.saving.register_keras_serializable(package="keras_dsr")
@@ -63,8 +64,10 @@ class DSRModel(FreeRunning, GuardedModel):
             (identity observation).
         regularizers: callables ``r(cell) -> scalar`` added to the loss (e.g.
             :class:`~keras_dsr.regularizers.ManifoldAttractorRegularization`).
-        solver_options: dict of ``atol``, ``rtol``, ``max_iter`` and ``chunk_size``
-            for DEER (see :class:`~keras_dsr.layers.GTFDEERLayer`).
+        solver_options: dict of ``atol``, ``rtol``, ``max_iter``, ``chunk_size`` and
+            ``linear_solver`` for DEER (see :class:`~keras_dsr.layers.GTFDEERLayer`);
+            e.g. ``{"linear_solver": ShardedScan()}`` trains with the time axis of
+            every window split over the devices (sequence parallelism, JAX).
         max_bad_steps, divergence_factor: see
             :class:`~keras_dsr.models.engine.GuardedModel`.
         data_mean, data_std: the observation units (default None: none): the
@@ -102,10 +105,10 @@ class DSRModel(FreeRunning, GuardedModel):
             if not callable(r):
                 raise TypeError(f"`regularizers` must hold callables r(cell), got {r!r}.")
         options = dict(solver_options or {})
-        unknown = set(options) - {"atol", "rtol", "max_iter", "chunk_size"}
+        unknown = set(options) - {"atol", "rtol", "max_iter", "chunk_size", "linear_solver"}
         if unknown:
-            raise ValueError("`solver_options` accepts atol, rtol, max_iter, chunk_size; got "
-                             f"{sorted(unknown)}.")
+            raise ValueError("`solver_options` accepts atol, rtol, max_iter, chunk_size, "
+                             f"linear_solver; got {sorted(unknown)}.")
         self.cell = cell
         self.latent_dim, self.hidden_dim = latent_dim, hidden_dim
         self.forcing, self.observation, self.use_bias = forcing, observation, bool(use_bias)
@@ -420,7 +423,8 @@ class DSRModel(FreeRunning, GuardedModel):
             forcing=self.forcing, observation=self.observation, use_bias=self.use_bias,
             method=self.method, latent_init=self.latent_init,
             regularizers=[keras.saving.serialize_keras_object(r) for r in self.regularizers],
-            solver_options=self.solver_options,
+            solver_options={k: serialize(v) if k == "linear_solver" else v
+                            for k, v in self.solver_options.items()},
             data_mean=None if self.data_mean is None else list(self.data_mean),
             data_std=None if self.data_std is None else list(self.data_std),
         )
