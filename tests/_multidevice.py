@@ -9,6 +9,11 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+
+from conftest import BACKEND
+
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
 
@@ -29,3 +34,19 @@ def run_on_cpu_devices(code, *args, devices=4, timeout=600):
                           capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"subprocess failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     return proc.stdout
+
+
+# The multi-device subprocesses run JAX; they are started from the JAX test session only.
+JAX_SESSION_ONLY = pytest.mark.skipif(
+    BACKEND != "jax",
+    reason="the 4-device subprocess runs JAX; it is started from the JAX test session only")
+
+
+def run_worker_on_array(code, x, folder, devices=4):
+    """Save ``x`` in ``folder``, run ``code x.npy out.npz`` on ``devices`` simulated CPU
+    devices and return what the worker saved in ``out.npz`` as a dict of arrays."""
+    np.save(os.path.join(folder, "x.npy"), x)
+    out = os.path.join(folder, "out.npz")
+    run_on_cpu_devices(code, os.path.join(folder, "x.npy"), out, devices=devices)
+    with np.load(out) as data:
+        return dict(data)

@@ -7,10 +7,8 @@ rounding, and the batches must really have been split over the devices.
 """
 
 import numpy as np
-import pytest
 
-from _multidevice import run_on_cpu_devices
-from conftest import BACKEND
+from _multidevice import JAX_SESSION_ONLY, run_worker_on_array
 
 WORKER = r"""
 import sys
@@ -56,17 +54,12 @@ np.savez(sys.argv[2], **out)
 """
 
 
-@pytest.mark.skipif(BACKEND != "jax",
-                    reason="the 4-device subprocess runs JAX; it is started from the JAX test "
-                           "session only")
+@JAX_SESSION_ONLY
 def test_data_parallel_training_matches_single_device(tmp_path):
     rng = np.random.default_rng(0)
     # Random-walk windows [B=16, T=64, N=3]: 2 batches of 8 per epoch.
     x = (0.05 * np.cumsum(rng.normal(size=(16, 64, 3)), axis=1)).astype("float32")
-    np.save(tmp_path / "x.npy", x)
-    run_on_cpu_devices(WORKER, tmp_path / "x.npy", tmp_path / "out.npz")
-    with np.load(tmp_path / "out.npz") as data:
-        out = dict(data)
+    out = run_worker_on_array(WORKER, x, tmp_path)
     # The distributed batches were split along the batch axis over the 4 devices.
     assert "'batch': 4" in str(out["data_parallel/sharding"]), out["data_parallel/sharding"]
     assert "spec=P('batch'" in str(out["data_parallel/sharding"])

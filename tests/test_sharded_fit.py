@@ -9,10 +9,8 @@ float32 rounding, and the scans must really have run sharded.
 """
 
 import numpy as np
-import pytest
 
-from _multidevice import run_on_cpu_devices
-from conftest import BACKEND
+from _multidevice import JAX_SESSION_ONLY, run_worker_on_array
 
 WORKER = r"""
 import sys
@@ -73,17 +71,13 @@ np.savez(sys.argv[2], **out)
 """
 
 
-@pytest.mark.skipif(BACKEND != "jax",
-                    reason="the 4-device subprocess runs JAX; it is started from the JAX test "
-                           "session only")
+@JAX_SESSION_ONLY
 def test_sequence_parallel_fit_matches_single_device(tmp_path):
     rng = np.random.default_rng(0)
     # Random-walk windows [B=4, T=65, N=3]: 64 forced steps per window, 16 per device.
     x = (0.1 * np.cumsum(rng.normal(size=(4, 65, 3)), axis=1)).astype("float32")
-    np.save(tmp_path / "x.npy", x)
-    run_on_cpu_devices(WORKER, tmp_path / "x.npy", tmp_path / "out.npz")
-    with np.load(tmp_path / "out.npz") as data:
-        out = {k: (str(v) if v.dtype.kind == "U" else v) for k, v in data.items()}
+    out = {k: (str(v) if v.dtype.kind == "U" else v)
+           for k, v in run_worker_on_array(WORKER, x, tmp_path).items()}
     # The train steps solved with the sharded scans (the sharded scan's own layout
     # and values are tested in test_sharded.py), and the batch was split over 'batch'.
     assert out["time/scan"] == "{'time': 4} None", out["time/scan"]
