@@ -50,9 +50,10 @@ def reduce_max(x):
     On JAX the float reduction is preceded by a ``reduce_precision`` to the
     dtype's own precision, which changes no value. It keeps XLA's CPU compiler
     (jax 0.10) from fusing the reduction with the elementwise ops before it into
-    a YNNPACK kernel, which is 5-15x slower than the plain reduction for a max
-    over [16, 10^3 to 10^4, M] (``benchmarks/RESULTS_peer.md``); in DEER's Newton
-    loop that kernel cost more than the Jacobians and the scan together at M = 1.
+    a YNNPACK kernel, which took 3-15x the time of the plain reduction for a max
+    over [16, 10^3 or 10^4, M] with M = 1 or 8 on a 2-core x86 CPU; in DEER's
+    Newton loop it cost more than the Jacobians and the scan together at M = 1
+    (``benchmarks/RESULTS_peer.md``).
     """
     if keras.backend.backend() == "jax":
         import jax
